@@ -1,0 +1,58 @@
+#pragma once
+// Memory of one device behind a two-method interface, so a caching allocator can replace the
+// plain one without touching tensors.
+#include <cstddef>
+
+#include "core/device.h"
+
+namespace tranq {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) = 0;
+};
+
+// What core needs of a device beyond memory: byte copies and zero fills. The CPU backend is
+// built in; the CUDA backend registers itself when it is compiled in.
+class DeviceBackend {
+ public:
+  virtual ~DeviceBackend() = default;
+  virtual Allocator& allocator(int index) = 0;
+  // Copies between this device and the host or itself; src and dst name their devices.
+  virtual void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) = 0;
+  virtual void fill_zero(void* dst, Device dev, size_t bytes) = 0;
+};
+
+void register_backend(DeviceType type, DeviceBackend* backend);
+// Throws DeviceError when the device type has no backend in this build.
+DeviceBackend& backend_for(DeviceType type);
+
+// 64-byte aligned host memory.
+Allocator& cpu_allocator();
+
+// Move-only RAII owner of one allocation on one device.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(size_t bytes, Device device);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept;
+  Buffer& operator=(Buffer&& o) noexcept;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void release();
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_{};
+  Allocator* allocator_ = nullptr;
+};
+
+}  // namespace tranq

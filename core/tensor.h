@@ -1,0 +1,122 @@
+#pragma once
+// Tensor: a shared handle to (storage, offset, shape, strides, dtype) plus autograd metadata.
+// Copies of a Tensor alias the same data (like torch.Tensor); clone() copies the data.
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace tranq {
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);
+int64_t shape_numel(const Shape& s);
+Shape contiguous_strides(const Shape& s);
+
+struct Node;
+struct TensorImpl;
+
+class Tensor {
+ public:
+  Tensor() = default;  // an undefined tensor
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // Factories. Memory from empty() is uninitialised.
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
+  static Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::f32,
+                     Device device = Device::cpu());
+  template <class T>
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape);
+  static Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
+  static Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  const Shape& strides() const;
+  int64_t dim() const { return static_cast<int64_t>(shape().size()); }
+  // Size of dimension d; negative d counts from the end.
+  int64_t size(int64_t d) const;
+  int64_t numel() const;
+  DType dtype() const;
+  Device device() const;
+  int64_t offset() const;  // in elements, into the storage
+  bool is_contiguous() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
+
+  // Typed access to the first element (offset applied). Throws ValueError on a dtype mismatch.
+  template <class T>
+  T* data() const;
+  void* raw_data() const;
+  const std::shared_ptr<Buffer>& storage() const;
+
+  // Views share storage. view() needs a contiguous tensor; one dimension may be -1.
+  Tensor view(const Shape& shape) const;
+  Tensor reshape(const Shape& shape) const;  // a view when possible, a copy otherwise
+  Tensor flatten(int64_t start_dim = 0) const;
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor select(int64_t dim, int64_t index) const;  // drops dim
+  Tensor transpose(int64_t d0, int64_t d1) const;
+  Tensor contiguous() const;
+  Tensor clone() const;                 // contiguous deep copy, no autograd history
+  Tensor to(Device device) const;       // same tensor when already there
+  Tensor to(DType dtype) const;         // converted copy (CPU); same tensor when already that dtype
+  // Copies src (same shape, dtype) into this tensor's memory, which may be a strided view.
+  void copy_(const Tensor& src) const;
+  void fill_(double value) const;
+  void zero_() const;
+
+  template <class T>
+  std::vector<T> to_vector() const;
+  // The single element as double (numel must be 1).
+  double item() const;
+
+  // ---- autograd ----
+  // A tensor that shares this one's data but has no history and does not require grad.
+  Tensor detach() const;
+  bool requires_grad() const;
+  // Only leaves (tensors without grad_fn) may have requires_grad set by hand.
+  Tensor& set_requires_grad(bool value);
+  // Gradient of a leaf after backward(); undefined until a backward pass reaches it.
+  // Gradients ACCUMULATE across backward() calls (sum), as in PyTorch; clear with zero_grad().
+  Tensor grad() const;
+  void set_grad(const Tensor& g) const;
+  void zero_grad() const;  // drops the gradient (grad() becomes undefined)
+  const std::shared_ptr<Node>& grad_fn() const;
+  void set_grad_fn(std::shared_ptr<Node> node) const;
+  // Runs reverse-mode differentiation from this tensor. grad defaults to ones for a scalar.
+  void backward(const Tensor& grad = Tensor()) const;
+
+  bool same_as(const Tensor& o) const { return impl_ == o.impl_; }
+  TensorImpl* impl() const { return impl_.get(); }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+struct TensorImpl {
+  std::shared_ptr<Buffer> storage;
+  int64_t offset = 0;
+  Shape shape;
+  Shape strides;
+  DType dtype = DType::f32;
+  bool requires_grad = false;
+  Tensor grad;
+  std::shared_ptr<Node> grad_fn;
+};
+
+std::string tensor_str(const Tensor& t);  // "f32[2, 3] on cpu", for messages
+
+// Checks used by ops, with messages that name the op and the argument.
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op);
+void check_dtype(const Tensor& t, DType d, const char* op, const char* arg);
+void check_defined(const Tensor& t, const char* op, const char* arg);
+
+}  // namespace tranq

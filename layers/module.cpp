@@ -1,0 +1,127 @@
+#include "layers/module.h"
+
+#include <map>
+
+namespace tranq {
+
+std::string LoadReport::str() const {
+  std::string s;
+  auto list = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    s += fmt::format("{}{} ({}): ", s.empty() ? "" : "; ", what, v.size());
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  };
+  list("missing", missing);
+  list("unexpected", unexpected);
+  list("wrong shape", mismatched);
+  return s;
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  t.set_requires_grad(true);
+  params_.emplace_back(name, t);
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+void Module::collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const {
+  if (params)
+    for (const auto& [n, t] : params_) out.emplace_back(prefix + n, t);
+  if (buffers)
+    for (const auto& [n, t] : buffers_) out.emplace_back(prefix + n, t);
+  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", params, buffers, out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", true, false, out);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", false, true, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (auto& [n, m] : children_) {
+    for (auto& [sub, ptr] : m->named_modules()) out.emplace_back(sub.empty() ? n : n + "." + sub, ptr);
+  }
+  return out;
+}
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out;
+  collect("", true, true, out);
+  return out;
+}
+
+LoadReport Module::load_state_dict(const NamedTensors& dict, bool strict) {
+  LoadReport report;
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [n, t] : dict) given[n] = &t;
+  NamedTensors mine = state_dict();
+  std::map<std::string, bool> known;
+  for (const auto& [n, t] : mine) {
+    known[n] = true;
+    auto it = given.find(n);
+    if (it == given.end()) {
+      report.missing.push_back(n);
+    } else if (it->second->shape() != t.shape()) {
+      report.mismatched.push_back(fmt::format("{}: expected {}, got {}", n, shape_str(t.shape()),
+                                              shape_str(it->second->shape())));
+    }
+  }
+  for (const auto& [n, t] : dict)
+    if (!known.count(n)) report.unexpected.push_back(n);
+  if (!report.mismatched.empty() || (strict && !report.ok())) {
+    TRANQ_THROW(ValueError, "state dict does not match the model: {}", report.str());
+  }
+  for (const auto& [n, t] : mine) {
+    auto it = given.find(n);
+    if (it == given.end()) continue;
+    Tensor src = it->second->to(Device::cpu()).to(t.dtype()).to(t.device());
+    t.copy_(src);
+  }
+  return report;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, m] : children_) m->train(on);
+}
+
+void Module::to(Device device) {
+  auto move = [&](NamedTensors& v) {
+    for (auto& [n, t] : v) {
+      if (t.device() == device) continue;
+      // Swap storage in place so every handle to this tensor sees the moved data.
+      Tensor moved = t.to(device);
+      t.impl()->storage = moved.storage();
+      t.impl()->offset = moved.offset();
+      t.impl()->strides = moved.strides();
+      t.zero_grad();
+    }
+  };
+  move(params_);
+  move(buffers_);
+  for (auto& [n, m] : children_) m->to(device);
+}
+
+void Module::zero_grad() {
+  for (auto& t : parameters()) t.zero_grad();
+}
+
+}  // namespace tranq
