@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/allocator.h"
@@ -111,6 +112,9 @@ struct TensorImpl {
   Tensor grad;
   std::shared_ptr<Node> grad_fn;
 };
+
+// Tensors with names, in a meaningful order: state dicts, checkpoint and safetensors contents.
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 std::string tensor_str(const Tensor& t);  // "f32[2, 3] on cpu", for messages
 

@@ -120,6 +120,17 @@ void Module::to(Device device) {
   for (auto& [n, m] : children_) m->to(device);
 }
 
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
+  TRANQ_CHECK(m != nullptr, "replace_child('{}'): null module", name);
+  for (auto& [n, child] : children_) {
+    if (n == name) {
+      child = std::move(m);
+      return;
+    }
+  }
+  TRANQ_THROW(ValueError, "replace_child: no child named '{}'", name);
+}
+
 void Module::zero_grad() {
   for (auto& t : parameters()) t.zero_grad();
 }

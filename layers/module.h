@@ -10,8 +10,6 @@
 
 namespace tranq {
 
-using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
 // What load_state_dict found wrong; empty when everything matched.
 struct LoadReport {
   std::vector<std::string> missing;      // in the module, not in the dict
@@ -50,6 +48,9 @@ class Module {
   // Moves parameters and buffers (keeping the handles this module holds valid).
   void to(Device device);
   void zero_grad();
+  // Swaps the direct child `name` for m in place (same name, same position), e.g. to put a
+  // quantized layer where a float one was. ValueError when there is no such child.
+  void replace_child(const std::string& name, std::shared_ptr<Module> m);
 
  protected:
   // Returns the registered tensor; parameters get requires_grad.

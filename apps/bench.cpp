@@ -1,0 +1,93 @@
+#include "apps/bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "layers/functional.h"
+#include "models/registry.h"
+#include "optim/optimizer.h"
+
+namespace tranq::app {
+
+namespace {
+Shape parse_input(const std::string& s) {
+  Shape dims;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t x = s.find('x', start);
+    std::string part = s.substr(start, x == std::string::npos ? std::string::npos : x - start);
+    char* end = nullptr;
+    long v = std::strtol(part.c_str(), &end, 10);
+    TRANQ_CHECK(!part.empty() && *end == '\0' && v > 0,
+                "--input must look like CxHxW with positive integers (e.g. 3x32x32), got '{}'", s);
+    dims.push_back(v);
+    if (x == std::string::npos) break;
+    start = x + 1;
+  }
+  TRANQ_CHECK(dims.size() == 3, "--input must look like CxHxW (e.g. 3x32x32), got '{}'", s);
+  return dims;
+}
+}  // namespace
+
+std::string run_bench(const BenchConfig& cfg) {
+  TRANQ_CHECK(cfg.batch_size >= 1 && cfg.iters >= 1, "--batch-size and --iters must be positive");
+  set_num_threads(cfg.threads);
+  const Shape chw = parse_input(cfg.input);
+  auto model = create_model(cfg.model, chw[0], cfg.num_classes, 0);
+  optim::ParamGroup g;
+  for (auto& [n, t] : model->named_parameters()) {
+    g.names.push_back(n);
+    g.params.push_back(t);
+  }
+  g.lr = g.base_lr = 0.01;
+  g.momentum = 0.9;
+  g.nesterov = true;
+  g.weight_decay = 5e-4;
+  auto opt = optim::make_optimizer("sgd", {g});
+
+  Rng rng(1);
+  Tensor x = Tensor::empty({cfg.batch_size, chw[0], chw[1], chw[2]});
+  float* px = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) px[i] = static_cast<float>(rng.normal());
+  std::vector<int32_t> labels(static_cast<size_t>(cfg.batch_size));
+  for (auto& l : labels) l = static_cast<int32_t>(rng.below(static_cast<uint64_t>(cfg.num_classes)));
+  Tensor y = Tensor::from_vector(labels, {cfg.batch_size});
+
+  model->train();
+  std::vector<double> ms;
+  for (int64_t i = 0; i < cfg.warmup + cfg.iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    opt->zero_grad();
+    Tensor loss = ops::cross_entropy(model->forward(x), y);
+    loss.backward();
+    opt->step();
+    double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= cfg.warmup) ms.push_back(dt);
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms.size() % 2 ? ms[ms.size() / 2]
+                                      : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  nlohmann::json j = {{"framework", "tranq"},
+                      {"model", cfg.model},
+                      {"input", cfg.input},
+                      {"batch_size", cfg.batch_size},
+                      {"threads", cfg.threads},
+                      {"iters", cfg.iters},
+                      {"step_ms", std::round(median * 100) / 100},
+                      {"step_ms_min", std::round(ms.front() * 100) / 100},
+                      {"images_per_s", std::round(cfg.batch_size / (median / 1000) * 10) / 10},
+                      {"peak_rss_mb", std::round(ru.ru_maxrss / 1024.0 * 10) / 10}};
+  return j.dump();
+}
+
+}  // namespace tranq::app

@@ -1,0 +1,21 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace tranq::app {
+
+struct BenchConfig {
+  std::string model = "resnet20";
+  std::string input = "3x32x32";  // CxHxW
+  int64_t batch_size = 128;
+  int64_t iters = 20;
+  int64_t warmup = 3;
+  int64_t num_classes = 10;
+  int threads = 2;
+};
+
+// Times full training steps (forward, cross-entropy, backward, SGD step) on random data and
+// returns one JSON line: step_ms (median), images_per_s, peak_rss_mb and the settings.
+std::string run_bench(const BenchConfig& cfg);
+
+}  // namespace tranq::app

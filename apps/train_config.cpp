@@ -1,0 +1,32 @@
+#include "apps/train_config.h"
+
+#include "core/error.h"
+
+namespace tranq::app {
+
+#define TRANQ_CONFIG_FIELDS(X)                                                                   \
+  X(dataset) X(data_dir) X(model) X(epochs) X(batch_size) X(optimizer) X(lr) X(lr_schedule)     \
+  X(warmup_steps) X(weight_decay) X(momentum) X(nesterov) X(label_smoothing) X(augment) X(seed) \
+  X(threads) X(workers) X(out) X(checkpoint_every) X(log_every) X(max_steps)
+
+nlohmann::json to_json(const TrainConfig& c) {
+  nlohmann::json j;
+#define X(f) j[#f] = c.f;
+  TRANQ_CONFIG_FIELDS(X)
+#undef X
+  return j;
+}
+
+TrainConfig config_from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  try {
+#define X(f) j.at(#f).get_to(c.f);
+    TRANQ_CONFIG_FIELDS(X)
+#undef X
+  } catch (const nlohmann::json::exception& e) {
+    TRANQ_THROW(FormatError, "run config is incomplete or mistyped: {}", e.what());
+  }
+  return c;
+}
+
+}  // namespace tranq::app

@@ -1,0 +1,237 @@
+#include "apps/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "apps/evaluate.h"
+#include "apps/progress.h"
+#include "apps/run_files.h"
+#include "core/atomic_file.h"
+#include "core/parallel.h"
+#include "core/safetensors.h"
+#include "datasets/loader.h"
+#include "layers/dropout.h"
+#include "layers/functional.h"
+#include "models/registry.h"
+#include "optim/lr_schedule.h"
+
+namespace tranq::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The Dropout modules' RNG states: part of the training state that resume must restore.
+nlohmann::json dropout_states(Module& model) {
+  nlohmann::json j = nlohmann::json::object();
+  for (auto& [name, m] : model.named_modules()) {
+    if (auto* d = dynamic_cast<Dropout*>(m)) {
+      j[name] = {std::to_string(d->rng().key()), std::to_string(d->rng().counter())};
+    }
+  }
+  return j;
+}
+
+void restore_dropout_states(Module& model, const nlohmann::json& j) {
+  for (auto& [name, m] : model.named_modules()) {
+    if (auto* d = dynamic_cast<Dropout*>(m)) {
+      TRANQ_CHECK_AS(FormatError, j.contains(name), "checkpoint lacks the RNG state of dropout '{}'",
+                     name);
+      d->rng().set_state(std::stoull(j[name][0].get<std::string>()),
+                         std::stoull(j[name][1].get<std::string>()));
+    }
+  }
+}
+
+std::vector<optim::ParamGroup> make_groups(const Module& model, const TrainConfig& cfg) {
+  optim::ParamGroup g;
+  for (auto& [n, t] : model.named_parameters()) {
+    g.names.push_back(n);
+    g.params.push_back(t);
+  }
+  g.lr = g.base_lr = cfg.lr;
+  g.momentum = cfg.momentum;
+  g.nesterov = cfg.nesterov && cfg.momentum > 0;
+  g.weight_decay = cfg.weight_decay;
+  return {g};
+}
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path) : f_(std::fopen(path.c_str(), "ab")) {
+    if (!f_) TRANQ_THROW(IoError, "cannot open {} for appending", path);
+  }
+  ~MetricsLog() { std::fclose(f_); }
+  // One write per line, flushed, so a kill leaves at most a torn last line (dropped on resume).
+  void write(const nlohmann::json& j) {
+    std::string line = j.dump() + "\n";
+    std::fwrite(line.data(), 1, line.size(), f_);
+    std::fflush(f_);
+  }
+
+ private:
+  std::FILE* f_;
+};
+
+}  // namespace
+
+double run_train(TrainConfig cfg, bool resume) {
+  TRANQ_CHECK(!cfg.out.empty(), "--out RUNDIR is required");
+  if (resume && fs::exists(config_path(cfg.out))) {
+    // Per-invocation settings stay as given; everything else comes from the run.
+    const TrainConfig given = cfg;
+    cfg = config_from_json(nlohmann::json::parse(read_file(config_path(cfg.out)), nullptr, false));
+    cfg.threads = given.threads;
+    cfg.max_steps = given.max_steps;
+    if (!given.data_dir.empty()) cfg.data_dir = given.data_dir;  // the data may have moved
+  }
+  TRANQ_CHECK(!cfg.data_dir.empty(), "--data DIR is required (the directory of the data set's files)");
+  TRANQ_CHECK(cfg.epochs >= 1, "--epochs must be at least 1, got {}", cfg.epochs);
+  TRANQ_CHECK(cfg.batch_size >= 1, "--batch-size must be at least 1, got {}", cfg.batch_size);
+  TRANQ_CHECK(cfg.lr > 0, "--lr must be positive, got {}", cfg.lr);
+  set_num_threads(cfg.threads);
+
+  // Everything that can fail on bad input happens before the run directory is touched.
+  data::ImageSet train_set = data::load_dataset(cfg.dataset, cfg.data_dir, "train");
+  data::ImageSet test_set = data::load_dataset(cfg.dataset, cfg.data_dir, "test");
+  const data::Normalization norm = data::standard_normalization(cfg.dataset);
+  const int64_t in_channels = train_set.images.size(1);
+  std::shared_ptr<Module> model =
+      create_model(cfg.model, in_channels, train_set.num_classes, cfg.seed);
+  auto opt = optim::make_optimizer(cfg.optimizer, make_groups(*model, cfg));
+
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.batch_size;
+  lo.shuffle = true;
+  lo.seed = cfg.seed;
+  lo.workers = cfg.workers;
+  lo.norm = norm;
+  if (cfg.augment) lo.augment = data::default_augmentation(cfg.dataset, true);
+  data::Loader loader(train_set, lo);
+  const int64_t batches = loader.batches_per_epoch();
+  const int64_t total_steps = cfg.epochs * batches;
+
+  optim::LrScheduleOptions so;
+  so.name = cfg.lr_schedule;
+  so.total_steps = total_steps;
+  so.warmup_steps = cfg.warmup_steps;
+  so.step_size = std::max<int64_t>(1, total_steps / 3);
+  so.milestones = {total_steps / 2, total_steps * 3 / 4};
+  auto schedule = optim::make_lr_schedule(so);
+
+  fs::create_directories(cfg.out);
+  RunPosition pos;
+  if (resume && fs::exists(checkpoint_path(cfg.out))) {
+    nlohmann::json extra;
+    pos = load_checkpoint(cfg.out, *model, *opt, extra);
+    restore_dropout_states(*model, extra.value("dropout", nlohmann::json::object()));
+    truncate_metrics(cfg.out, pos.step);
+    fmt::print(stderr, "resuming {} at epoch {} batch {} (step {})\n", cfg.out, pos.epoch + 1,
+               pos.batch, pos.step);
+  } else {
+    write_file_atomic(config_path(cfg.out), to_json(cfg).dump(2) + "\n");
+    write_file_atomic(metrics_path(cfg.out), "");
+  }
+  MetricsLog metrics(metrics_path(cfg.out));
+  Progress progress;
+  model->train();
+
+  auto checkpoint = [&] {
+    save_checkpoint(cfg.out, *model, *opt, pos, {{"dropout", dropout_states(*model)}});
+  };
+  double test_acc = -1;
+  using clock = std::chrono::steady_clock;
+  for (; pos.epoch < cfg.epochs; ++pos.epoch) {
+    if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
+    loader.start_epoch(pos.epoch, pos.batch);
+    auto epoch_start = clock::now();
+    auto window_start = epoch_start;
+    int64_t window_images = 0, epoch_images = 0;
+    double window_loss = 0;
+    int64_t window_correct = 0, window_batches = 0;
+    data::Batch batch;
+    while (loader.next(batch)) {
+      if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
+      const double lr = cfg.lr * schedule->factor(pos.step);
+      for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
+      opt->zero_grad();
+      Tensor logits = model->forward(batch.images);
+      Tensor loss = ops::cross_entropy(logits, batch.labels, cfg.label_smoothing);
+      loss.backward();
+      opt->step();
+      const double loss_v = loss.item();
+      TRANQ_CHECK_AS(Error, std::isfinite(loss_v),
+                     "training diverged: loss is {} at step {} (try a lower --lr)", loss_v, pos.step);
+      const int64_t correct = count_correct(logits, batch.labels);
+      const int64_t n = batch.labels.numel();
+      pos.epoch_loss_sum += loss_v * static_cast<double>(n);
+      pos.epoch_correct += correct;
+      pos.epoch_seen += n;
+      window_loss += loss_v;
+      window_correct += correct;
+      window_images += n;
+      epoch_images += n;
+      ++window_batches;
+      ++pos.step;
+      pos.batch = batch.index + 1;
+
+      const bool log_step = cfg.log_every > 0 && pos.step % cfg.log_every == 0;
+      const double secs = std::chrono::duration<double>(clock::now() - window_start).count();
+      const double ips = secs > 0 ? static_cast<double>(window_images) / secs : 0.0;
+      progress.update(pos.epoch, cfg.epochs, batch.index, batches, window_loss / window_batches,
+                      static_cast<double>(window_correct) / static_cast<double>(window_images), ips,
+                      log_step);
+      if (log_step) {
+        metrics.write({{"kind", "step"},
+                       {"step", pos.step},
+                       {"epoch", pos.epoch + 1},
+                       {"loss", window_loss / window_batches},
+                       {"lr", lr},
+                       {"train_acc", static_cast<double>(window_correct) / window_images},
+                       {"images_per_s", ips}});
+        window_start = clock::now();
+        window_loss = 0;
+        window_correct = window_images = window_batches = 0;
+      }
+      if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.batch < batches)
+        checkpoint();
+    }
+    if (pos.batch < batches) {  // stopped by --max-steps inside the epoch: make it resumable
+      checkpoint();
+      break;
+    }
+    const double epoch_secs = std::chrono::duration<double>(clock::now() - epoch_start).count();
+    test_acc = evaluate(*model, test_set, norm, 256, cfg.workers);
+    const double train_acc = static_cast<double>(pos.epoch_correct) / pos.epoch_seen;
+    const double train_loss = pos.epoch_loss_sum / pos.epoch_seen;
+    metrics.write({{"kind", "epoch"},
+                   {"step", pos.step},
+                   {"epoch", pos.epoch + 1},
+                   {"loss", train_loss},
+                   {"lr", cfg.lr * schedule->factor(pos.step - 1)},
+                   {"train_acc", train_acc},
+                   {"test_acc", test_acc},
+                   {"images_per_s", epoch_secs > 0 ? epoch_images / epoch_secs : 0.0}});
+    progress.finish_epoch(fmt::format("epoch {}/{} loss {:.4f} train_acc {:.2f}% test_acc {:.2f}%",
+                                      pos.epoch + 1, cfg.epochs, train_loss, 100 * train_acc,
+                                      100 * test_acc));
+    save_safetensors(model_path(cfg.out), model->state_dict());
+    pos.batch = 0;
+    pos.epoch_loss_sum = 0;
+    pos.epoch_correct = pos.epoch_seen = 0;
+    RunPosition next = pos;
+    ++next.epoch;
+    std::swap(pos, next);
+    checkpoint();
+    std::swap(pos, next);
+  }
+  if (test_acc < 0) {  // resumed a finished run, or stopped early: evaluate what we have
+    test_acc = evaluate(*model, test_set, norm, 256, cfg.workers);
+    save_safetensors(model_path(cfg.out), model->state_dict());
+  }
+  return test_acc;
+}
+
+}  // namespace tranq::app

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""PyTorch peer for `tranq bench`: times full training steps (forward, backward, SGD) of the
+CIFAR ResNet-20 on random data and prints one JSON line in tranq bench's format.
+
+  /usr/bin/python3 benchmarks/torch_resnet20_step.py --batch-size 128 --threads 2 --iters 20
+"""
+import argparse, json, resource, statistics, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, in_ch=3, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for i, (c, s) in enumerate([(16, 1), (32, 2), (64, 2)]):
+            blocks = []
+            for b in range(3):
+                blocks.append(BasicBlock(cin, c, s if b == 0 else 1))
+                cin = c
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--input", default="3x32x32")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    c, h, w = (int(v) for v in a.input.split("x"))
+    model = ResNet20(c, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    x = torch.randn(a.batch_size, c, h, w)
+    y = torch.randint(0, 10, (a.batch_size,))
+    times = []
+    for i in range(a.warmup + a.iters):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if i >= a.warmup:
+            times.append(dt)
+    step = statistics.median(times)
+    print(json.dumps({"framework": "pytorch " + torch.__version__, "model": "resnet20",
+                      "input": a.input, "batch_size": a.batch_size, "threads": a.threads,
+                      "step_ms": round(step * 1e3, 2), "images_per_s": round(a.batch_size / step, 1),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+
+
+if __name__ == "__main__":
+    main()

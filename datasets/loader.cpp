@@ -1,0 +1,173 @@
+#include "datasets/loader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace tranq::data {
+namespace {
+
+const ImageSet& checked(const ImageSet& set) {
+  TRANQ_CHECK(set.images.defined() && set.labels.defined(),
+              "Loader: the image set has no images or labels (was it loaded?)");
+  check_dtype(set.images, DType::u8, "Loader", "set.images");
+  check_dtype(set.labels, DType::i32, "Loader", "set.labels");
+  TRANQ_CHECK(set.images.dim() == 4 && set.images.is_contiguous(),
+              "Loader: expected contiguous u8 [N, C, H, W] images, got {}", tensor_str(set.images));
+  TRANQ_CHECK(set.labels.dim() == 1 && set.labels.size(0) == set.images.size(0) &&
+                  set.labels.is_contiguous(),
+              "Loader: expected contiguous i32 labels [{}], got {}", set.images.size(0),
+              tensor_str(set.labels));
+  TRANQ_CHECK(set.images.size(1) > 0, "Loader: images have no channels: {}",
+              tensor_str(set.images));
+  return set;
+}
+
+}  // namespace
+
+Loader::Loader(const ImageSet& set, LoaderOptions opt)
+    : set_(checked(set)), opt_(std::move(opt)), norm_(opt_.norm, set_.images.size(1)) {
+  TRANQ_CHECK(opt_.batch_size > 0, "Loader: batch_size must be positive, got {}", opt_.batch_size);
+  TRANQ_CHECK(opt_.workers >= 0, "Loader: workers must be >= 0, got {}", opt_.workers);
+  TRANQ_CHECK(opt_.prefetch >= 1, "Loader: prefetch must be >= 1, got {}", opt_.prefetch);
+  TRANQ_CHECK(opt_.augment.crop_padding >= 0, "Loader: crop padding must be >= 0, got {}",
+              opt_.augment.crop_padding);
+  pixels_ = set_.images.data<uint8_t>();
+  labels_ = set_.labels.data<int32_t>();
+}
+
+Loader::~Loader() {
+  stop_workers();
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = set_.size(), b = opt_.batch_size;
+  return opt_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
+  std::vector<int64_t> order(static_cast<size_t>(set_.size()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  if (opt_.shuffle) {
+    Rng rng(opt_.seed, static_cast<uint64_t>(epoch));
+    for (size_t i = order.size(); i > 1; --i) {
+      std::swap(order[i - 1], order[rng.below(i)]);
+    }
+  }
+  return order;
+}
+
+Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t b) const {
+  const int64_t n = static_cast<int64_t>(order.size());
+  const int64_t begin = b * opt_.batch_size;
+  const int64_t count = std::min(opt_.batch_size, n - begin);
+  TRANQ_CHECK(b >= 0 && count > 0, "Loader: batch {} is outside the epoch of {} samples", b, n);
+  const int64_t C = set_.images.size(1), H = set_.images.size(2), W = set_.images.size(3);
+  const int64_t sample = C * H * W;
+  Batch out;
+  out.index = b;
+  out.images = Tensor::empty({count, C, H, W}, DType::f32);
+  out.labels = Tensor::empty({count}, DType::i32);
+  float* img = out.images.data<float>();
+  int32_t* lab = out.labels.data<int32_t>();
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t idx = order[begin + i];
+    Rng rng = sample_rng(opt_.seed, epoch, idx);
+    const CropFlip choice = draw_augmentation(opt_.augment, rng);
+    augment_normalize(pixels_ + idx * sample, C, H, W, choice, norm_, img + i * sample);
+    lab[i] = labels_[idx];
+  }
+  return out;
+}
+
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
+  TRANQ_CHECK(epoch >= 0, "Loader::start_epoch: epoch must be >= 0, got {}", epoch);
+  const int64_t batches = batches_per_epoch();
+  TRANQ_CHECK(first_batch >= 0 && first_batch <= batches,
+              "Loader::start_epoch: first batch {} is outside [0, {}] for this epoch", first_batch,
+              batches);
+  stop_workers();
+  epoch_ = epoch;
+  order_ = epoch_order(epoch);
+  end_batch_ = batches;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    next_claim_ = first_batch;
+    next_deliver_ = first_batch;
+    stop_ = false;
+    error_ = nullptr;
+    error_batch_ = 0;
+    ready_.clear();
+  }
+  const int workers = static_cast<int>(std::min<int64_t>(opt_.workers, batches - first_batch));
+  for (int w = 0; w < workers; ++w) threads_.emplace_back([this] { worker_loop(); });
+}
+
+void Loader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  space_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  ready_.clear();
+}
+
+void Loader::worker_loop() {
+  for (;;) {
+    int64_t b;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stop_ || error_ || next_claim_ >= end_batch_) return;
+      b = next_claim_++;
+      // Bounded look-ahead. The batch the consumer waits for always passes this test, so the
+      // wait cannot deadlock.
+      space_cv_.wait(lock, [&] { return stop_ || b < next_deliver_ + opt_.prefetch; });
+      if (stop_) return;
+    }
+    try {
+      Batch batch = make_batch(epoch_, order_, b);
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.emplace(b, std::move(batch));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_ || b < error_batch_) {
+        error_ = std::current_exception();
+        error_batch_ = b;
+      }
+    }
+    ready_cv_.notify_all();
+  }
+}
+
+bool Loader::next(Batch& out) {
+  TRANQ_CHECK(epoch_ >= 0, "Loader::next: call start_epoch(epoch) before asking for batches");
+  std::unique_lock<std::mutex> lock(mu_);
+  if (next_deliver_ >= end_batch_) return false;
+  const int64_t b = next_deliver_;
+  if (opt_.workers == 0) {
+    // Synchronous mode (workers = 0).
+    lock.unlock();
+    out = make_batch(epoch_, order_, b);
+    lock.lock();
+    ++next_deliver_;
+    return true;
+  }
+  // Batches before the failed one were claimed before it and still arrive, so an error surfaces
+  // at the batch that raised it, as it would in synchronous mode.
+  ready_cv_.wait(lock, [&] { return ready_.count(b) > 0 || (error_ && b >= error_batch_); });
+  auto it = ready_.find(b);
+  if (it == ready_.end()) std::rethrow_exception(error_);
+  out = std::move(it->second);
+  ready_.erase(it);
+  ++next_deliver_;
+  lock.unlock();
+  space_cv_.notify_all();
+  return true;
+}
+
+}  // namespace tranq::data

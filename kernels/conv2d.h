@@ -1,0 +1,80 @@
+#pragma once
+// 2-D convolution (cross-correlation, as in PyTorch) on contiguous NCHW tensors with OIHW
+// weights. Outputs are caller-allocated and overwritten (never accumulated into).
+//   x  [N, C, H, W]          w  [O, C/groups, KH, KW]       bias [O] (optional)
+//   y  [N, O, OH, OW]        OH = (H + 2*pad_h - dilation_h*(KH-1) - 1) / stride_h + 1
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace tranq::kernels {
+
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// Output shape for input x and weight w; throws ValueError on inconsistent shapes or params.
+Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p);
+
+// Every size a backend needs, derived once (and validated) from the shapes and params.
+struct Conv2dGeometry {
+  Conv2dGeometry(const Shape& x, const Shape& w, const Conv2dParams& params);
+
+  int64_t N, C, H, W;  // input
+  int64_t O, KH, KW;   // weight
+  int64_t OH, OW;      // output
+  int64_t G, Cg, Og;   // groups, input and output channels per group
+  int64_t K, P;        // im2col sizes: K = Cg*KH*KW rows, P = OH*OW columns
+  int64_t sh, sw, ph, pw, dh, dw;
+
+  // One input channel per group, as in MobileNet: direct loops beat a GEMM there.
+  bool depthwise() const { return Cg == 1 && G > 1; }
+  // 1x1, stride 1, no padding: the input already is the im2col matrix.
+  bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+  // Output columns [ow_lo, ow_hi) whose kernel tap kw lands inside the input row.
+  int64_t ow_lo(int64_t kw) const { return clamp(div_ceil(pw - kw * dw, sw), 0, OW); }
+  int64_t ow_hi(int64_t kw) const { return clamp(div_ceil(W + pw - kw * dw, sw), ow_lo(kw), OW); }
+
+ private:
+  // Smallest integer >= a / b for b > 0 and any sign of a.
+  static int64_t div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+  static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+};
+
+// y = conv(x, w) + bias; bias may be undefined.
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                    const Conv2dParams& p);
+// dx = d(y)/d(x)^T dy.
+void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
+                          const Conv2dParams& p);
+// dw = sum over the batch of dy (x) x; summed in a fixed order for a fixed thread count.
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
+                            const Conv2dParams& p);
+// db[o] = sum of dy[:, o, :, :].
+void conv2d_backward_bias(const Tensor& dy, const Tensor& db);
+
+namespace cpu {
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                    const Conv2dParams& p);
+void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
+                          const Conv2dParams& p);
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
+                            const Conv2dParams& p);
+void conv2d_backward_bias(const Tensor& dy, const Tensor& db);
+
+// Internal to the CPU backend (kernels/cpu/conv2d_depthwise.cpp): direct loops for
+// depthwise() geometries, called by the functions above after their checks.
+namespace detail {
+void depthwise_forward(const Conv2dGeometry& g, const Tensor& x, const Tensor& w,
+                       const Tensor& bias, const Tensor& y);
+void depthwise_backward_data(const Conv2dGeometry& g, const Tensor& dy, const Tensor& w,
+                             const Tensor& dx);
+void depthwise_backward_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy,
+                               const Tensor& dw);
+}  // namespace detail
+}  // namespace cpu
+
+}  // namespace tranq::kernels

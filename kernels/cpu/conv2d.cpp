@@ -1,0 +1,499 @@
+// CPU convolution as GEMM over the register-blocked micro-kernels of kernels/cpu/gemm.cpp;
+// depthwise convolutions use direct loops (kernels/cpu/conv2d_depthwise.cpp).
+//
+// Layout tricks. For stride 1 the GEMM reads a zero-padded copy of the image in place of an
+// im2col matrix: with the padded image flattened, row (c, kh, kw) of the im2col matrix is the
+// padded image shifted by c*Hp*Wp + kh*dh*Wp + kw*dw, provided the output is computed on the
+// padded width Wp (the extra Wp - OW columns per row are dropped afterwards). Strided
+// convolutions build im2col explicitly. The data gradient of a stride-1 convolution is itself
+// a stride-1 convolution (of dy, with the flipped, transposed kernel); otherwise it is a GEMM
+// into columns followed by col2im. The weight gradient reads the padded image at any stride.
+//
+// Parallelism. Each OpenMP thread takes a static, contiguous range of (image, group) units,
+// so threads never write to the same output. When there are fewer units than threads (small
+// batches) the threads cooperate inside each unit instead, splitting GEMM columns or weight
+// rows. The weight gradient sums over the batch: each thread accumulates its units into a
+// private buffer and the buffers are added in thread order. Every result therefore depends
+// only on the shapes and the thread count (bitwise reproducible).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels/conv2d.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm.h"
+
+namespace tranq::kernels::cpu {
+namespace {
+
+using Geom = Conv2dGeometry;
+namespace mk = detail;
+
+// Per-thread scratch that only grows, so steady-state training allocates nothing here.
+class Scratch {
+ public:
+  ~Scratch() { std::free(ptr_); }
+  void* get(size_t bytes) {
+    if (bytes > bytes_) {
+      std::free(ptr_);
+      bytes_ = (std::max(bytes, bytes_ + bytes_ / 2) + 63) / 64 * 64;
+      ptr_ = std::aligned_alloc(64, bytes_);
+      TRANQ_CHECK(ptr_ != nullptr, "conv2d: out of memory for {} bytes of scratch", bytes_);
+    }
+    return ptr_;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+enum Slot { kSource, kOutput, kGradT, kSlots };
+
+template <class T>
+T* scratch(Slot slot, int64_t elems) {
+  thread_local Scratch s[kSlots];
+  return static_cast<T*>(s[slot].get(static_cast<size_t>(std::max<int64_t>(elems, 1)) * sizeof(T)));
+}
+
+// Below this many multiply-adds a convolution runs on the calling thread alone: waking the
+// others would cost more than it saves.
+constexpr double kParallelMinMacs = 1 << 17;
+
+int usable_threads(const Geom& g) {
+  const double macs = static_cast<double>(g.N) * g.O * g.P * g.K;
+  if (omp_in_parallel() || macs < kParallelMinMacs) return 1;
+  return omp_get_max_threads();
+}
+
+// Runs body(unit, cooperative) for units 0..n-1: spread over threads when there are enough of
+// them, otherwise one after another with the threads cooperating inside each.
+template <class F>
+void for_units(int threads, int64_t n, F&& body) {
+  if (threads == 1) {
+    for (int64_t u = 0; u < n; ++u) body(u, false);
+  } else if (n >= threads) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t u = 0; u < n; ++u) body(u, false);
+  } else {
+    for (int64_t u = 0; u < n; ++u) body(u, true);
+  }
+}
+
+// Calls f(begin, end) on static, `align`-aligned slices of [0, n): one per thread when
+// cooperative, else the whole range.
+template <class F>
+void split_range(int64_t n, int64_t align, bool cooperative, F&& f) {
+  if (!cooperative) {
+    f(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t units = (n + align - 1) / align, nt = omp_get_num_threads();
+    const int64_t t = omp_get_thread_num();
+    const int64_t b = std::min(n, units * t / nt * align), e = std::min(n, units * (t + 1) / nt * align);
+    if (e > b) f(b, e);
+  }
+}
+
+// ---- layouts ---------------------------------------------------------------------------------
+
+// Cg channels of H x W into a zero-bordered Hp x Wp frame, plus `extra` zeros at the end (the
+// last rows of a shifted view may run that far past the frame).
+template <class T>
+void pad_image(const Geom& g, const T* x, int64_t Hp, int64_t Wp, int64_t extra, T* dst,
+               bool cooperative) {
+#pragma omp parallel for schedule(static) if (cooperative)
+  for (int64_t c = 0; c < g.Cg; ++c) {
+    const T* src = x + c * g.H * g.W;
+    T* d = dst + c * Hp * Wp;
+    std::fill(d, d + g.ph * Wp, T(0));
+    for (int64_t h = 0; h < g.H; ++h) {
+      T* row = d + (g.ph + h) * Wp;
+      std::fill(row, row + g.pw, T(0));
+      std::memcpy(row + g.pw, src + h * g.W, sizeof(T) * g.W);
+      std::fill(row + g.pw + g.W, row + Wp, T(0));
+    }
+    std::fill(d + (g.ph + g.H) * Wp, d + Hp * Wp, T(0));
+  }
+  std::fill(dst + g.Cg * Hp * Wp, dst + g.Cg * Hp * Wp + extra, T(0));
+}
+
+// Offsets of the K rows (c, kh, kw) in a padded Hp x Wp image: the shifted-view trick.
+std::vector<int64_t> shifted_offsets(const Geom& g, int64_t Hp, int64_t Wp) {
+  std::vector<int64_t> off(static_cast<size_t>(g.K));
+  for (int64_t c = 0; c < g.Cg; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw)
+        off[(c * g.KH + kh) * g.KW + kw] = c * Hp * Wp + kh * g.dh * Wp + kw * g.dw;
+  return off;
+}
+
+// im2col for one (image, group): row (c, kh, kw) of `col` ([K, len], len = (oh1-oh0)*OW) holds
+// the input samples seen by output rows oh0..oh1-1 through that tap, zero where it hits padding.
+template <class T>
+void im2col(const Geom& g, const T* x, int64_t oh0, int64_t oh1, T* col, bool cooperative) {
+  const int64_t len = (oh1 - oh0) * g.OW;
+#pragma omp parallel for schedule(static) if (cooperative)
+  for (int64_t row = 0; row < g.K; ++row) {
+    const int64_t kw = row % g.KW, kh = (row / g.KW) % g.KH, c = row / (g.KW * g.KH);
+    const int64_t lo = g.ow_lo(kw), hi = g.ow_hi(kw);
+    const T* xc = x + c * g.H * g.W + kw * g.dw - g.pw;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      T* d = col + row * len + (oh - oh0) * g.OW;
+      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(d, d + g.OW, T(0));
+        continue;
+      }
+      // Plain loops rather than memcpy/memset: rows are often only 8-32 values long.
+      const T* xr = xc + ih * g.W;
+      for (int64_t ow = 0; ow < lo; ++ow) d[ow] = T(0);
+      if (g.sw == 1) {
+        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow];
+      } else if (g.sw == 2) {  // a constant stride lets the compiler vectorise the gather
+        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * 2];
+      } else {
+        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * g.sw];
+      }
+      for (int64_t ow = hi; ow < g.OW; ++ow) d[ow] = T(0);
+    }
+  }
+}
+
+// The adjoint of im2col over a whole image: dx ([Cg, H, W]) = sum of the columns. Channels are
+// independent, which makes the channel loop safe to split across threads.
+template <class T>
+void col2im(const Geom& g, const T* col, T* dx, bool cooperative) {
+#pragma omp parallel for schedule(static) if (cooperative)
+  for (int64_t c = 0; c < g.Cg; ++c) {
+    T* dxc = dx + c * g.H * g.W;
+    std::fill(dxc, dxc + g.H * g.W, T(0));
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * g.P;
+        const int64_t lo = g.ow_lo(kw), hi = g.ow_hi(kw);
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          T* xr = dxc + ih * g.W + kw * g.dw - g.pw;
+          const T* s = src + oh * g.OW;
+          if (g.sw == 2) {
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * 2] += s[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * g.sw] += s[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- forward ---------------------------------------------------------------------------------
+
+// The shifted view computes Wp - OW wasted columns per output row; im2col costs a copy of K*P
+// values, worth roughly 8 multiply-adds each against the Og it feeds. Pick the cheaper.
+bool use_shifted_view(const Geom& g) {
+  if (g.sh != 1 || g.sw != 1) return false;
+  const int64_t wasted = g.KW == 1 ? 0 : (g.KW - 1) * g.dw;
+  return wasted * g.Og <= 32 * g.OW;
+}
+
+// Output rows per im2col chunk, so one chunk's columns stay near L2-sized.
+int64_t rows_per_chunk(const Geom& g, size_t elem) {
+  constexpr int64_t kColBytes = 1 << 20;
+  const int64_t row_bytes = g.K * g.OW * static_cast<int64_t>(elem);
+  return std::clamp<int64_t>(kColBytes / std::max<int64_t>(row_bytes, 1), 1, g.OH);
+}
+
+template <class T>
+void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t psize = mk::packed_a_size<T>(g.Og, g.K);
+  std::vector<T> packed(static_cast<size_t>(g.G * psize));
+  for (int64_t gi = 0; gi < g.G; ++gi)
+    mk::pack_a(w + gi * g.Og * g.K, g.K, int64_t{1}, g.Og, g.K, packed.data() + gi * psize);
+  const int64_t tile = mk::gemm_tile_cols<T>();
+
+  if (use_shifted_view(g)) {
+    const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, extra = (g.KW - 1) * g.dw;
+    const bool copy_in = g.ph > 0 || g.pw > 0 || extra > 0;
+    const bool direct_out = Wp == g.OW;  // no dropped columns (1-wide kernels)
+    const int64_t ncols = g.OH * Wp;
+    const std::vector<int64_t> off = shifted_offsets(g, Hp, Wp);
+    for_units(usable_threads(g), g.N * g.G, [&](int64_t u, bool coop) {
+      const int64_t gi = u % g.G, n = u / g.G;
+      const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
+      T* yg = y + (n * g.O + gi * g.Og) * g.P;
+      const T* src = xg;
+      if (copy_in) {
+        T* pad = scratch<T>(kSource, g.Cg * Hp * Wp + extra);
+        pad_image(g, xg, Hp, Wp, extra, pad, coop);
+        src = pad;
+      }
+      T* out = direct_out ? yg : scratch<T>(kOutput, g.Og * ncols);
+      const T* bg = bias ? bias + gi * g.Og : nullptr;
+      split_range(ncols, tile, coop, [&](int64_t j0, int64_t j1) {
+        mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, src + j0, off.data(), j1 - j0,
+                          bg, out + j0, ncols);
+      });
+      if (!direct_out) {
+#pragma omp parallel for schedule(static) if (coop)
+        for (int64_t o = 0; o < g.Og; ++o)
+          for (int64_t oh = 0; oh < g.OH; ++oh)
+            std::memcpy(yg + o * g.P + oh * g.OW, out + o * ncols + oh * Wp, sizeof(T) * g.OW);
+      }
+    });
+    return;
+  }
+
+  const int64_t chunk_rows = rows_per_chunk(g, sizeof(T));
+  const int64_t chunks = (g.OH + chunk_rows - 1) / chunk_rows;
+  // Row offsets of the im2col matrix for a full chunk and for the (possibly shorter) last one.
+  std::vector<int64_t> offsets[2];
+  for (int last = 0; last < 2; ++last) {
+    const int64_t len = (last ? g.OH - (chunks - 1) * chunk_rows : chunk_rows) * g.OW;
+    for (int64_t k = 0; k < g.K; ++k) offsets[last].push_back(k * len);
+  }
+  for_units(usable_threads(g), g.N * g.G * chunks, [&](int64_t u, bool coop) {
+    const int64_t ch = u % chunks, gi = (u / chunks) % g.G, n = u / (chunks * g.G);
+    const int64_t oh0 = ch * chunk_rows, oh1 = std::min(g.OH, oh0 + chunk_rows);
+    const int64_t len = (oh1 - oh0) * g.OW;
+    T* col = scratch<T>(kSource, g.K * len);
+    im2col(g, x + (n * g.C + gi * g.Cg) * g.H * g.W, oh0, oh1, col, coop);
+    const std::vector<int64_t>& off = offsets[ch == chunks - 1 ? 1 : 0];
+    T* yg = y + (n * g.O + gi * g.Og) * g.P + oh0 * g.OW;
+    split_range(len, tile, coop, [&](int64_t j0, int64_t j1) {
+      mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, col + j0, off.data(), j1 - j0,
+                        bias ? bias + gi * g.Og : nullptr, yg + j0, g.P);
+    });
+  });
+}
+
+// ---- data gradient ---------------------------------------------------------------------------
+
+template <class T>
+void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
+  const int64_t fh = g.dh * (g.KH - 1) - g.ph, fw = g.dw * (g.KW - 1) - g.pw;
+  if (g.sh == 1 && g.sw == 1 && fh >= 0 && fw >= 0) {
+    // dx = conv(dy, w'), w'[c][o][kh][kw] = w[o][c][KH-1-kh][KW-1-kw] within each group, with
+    // padding d*(K-1) - pad: the adjoint of a stride-1 convolution is one too.
+    std::vector<T> wf(static_cast<size_t>(g.C * g.Og * g.KH * g.KW));
+    const int64_t taps = g.KH * g.KW;
+    for (int64_t gi = 0; gi < g.G; ++gi)
+      for (int64_t c = 0; c < g.Cg; ++c)
+        for (int64_t o = 0; o < g.Og; ++o)
+          for (int64_t t = 0; t < taps; ++t)
+            wf[((gi * g.Cg + c) * g.Og + o) * taps + t] =
+                w[((gi * g.Og + o) * g.Cg + c) * taps + (taps - 1 - t)];
+    Conv2dParams p;
+    p.pad_h = fh, p.pad_w = fw, p.dilation_h = g.dh, p.dilation_w = g.dw, p.groups = g.G;
+    const Geom flipped({g.N, g.O, g.OH, g.OW}, {g.C, g.Og, g.KH, g.KW}, p);
+    forward_impl(flipped, dy, wf.data(), static_cast<const T*>(nullptr), dx);
+    return;
+  }
+  // Columns dcol [K, P] = w_g^T dy_g, then scattered back onto the image.
+  const int64_t psize = mk::packed_a_size<T>(g.K, g.Og);
+  std::vector<T> packed(static_cast<size_t>(g.G * psize));
+  for (int64_t gi = 0; gi < g.G; ++gi)
+    mk::pack_a(w + gi * g.Og * g.K, int64_t{1}, g.K, g.K, g.Og, packed.data() + gi * psize);
+  std::vector<int64_t> off(static_cast<size_t>(g.Og));
+  for (int64_t o = 0; o < g.Og; ++o) off[o] = o * g.P;
+  const int64_t tile = mk::gemm_tile_cols<T>();
+  for_units(usable_threads(g), g.N * g.G, [&](int64_t u, bool coop) {
+    const int64_t gi = u % g.G, n = u / g.G;
+    const T* dyg = dy + (n * g.O + gi * g.Og) * g.P;
+    T* dxg = dx + (n * g.C + gi * g.Cg) * g.H * g.W;
+    T* col = g.pointwise() ? dxg : scratch<T>(kOutput, g.K * g.P);
+    split_range(g.P, tile, coop, [&](int64_t j0, int64_t j1) {
+      mk::gemm_packed_a(packed.data() + gi * psize, g.K, g.Og, dyg + j0, off.data(), j1 - j0,
+                        static_cast<const T*>(nullptr), col + j0, g.P);
+    });
+    if (!g.pointwise()) col2im(g, col, dxg, coop);
+  });
+}
+
+// ---- weight gradient -------------------------------------------------------------------------
+
+template <class T>
+void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
+  const int taps = g.KW == 3 ? 3 : 1;
+  const int64_t ldg = mk::wgrad_ld<T>(g.Og);
+  const int64_t kpad = mk::wgrad_rows<T>(g.K, taps, ldg);
+  const int64_t tile_rows = mk::wgrad_tile_rows<T>(taps, ldg);
+  const int64_t acc_size = g.G * kpad * ldg;
+  const bool copy_in = g.ph > 0 || g.pw > 0;
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+  const std::vector<int64_t> off = shifted_offsets(g, Hp, Wp);
+
+  // Adds unit u's contribution into acc ([G][kpad][ldg], dw transposed).
+  auto accumulate = [&](int64_t u, T* acc, bool coop) {
+    const int64_t gi = u % g.G, n = u / g.G;
+    const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
+    const T* dyg = dy + (n * g.O + gi * g.Og) * g.P;
+    const T* src = xg;
+    if (copy_in) {
+      T* pad = scratch<T>(kSource, g.Cg * Hp * Wp);
+      pad_image(g, xg, Hp, Wp, 0, pad, coop);
+      src = pad;
+    }
+    // dy_g [Og, P] transposed to [P, ldg], zero beyond Og, so o runs along vectors.
+    T* gt = scratch<T>(kGradT, g.P * ldg);
+#pragma omp parallel for schedule(static) if (coop)
+    for (int64_t p0 = 0; p0 < g.P; p0 += 64) {
+      const int64_t p1 = std::min(g.P, p0 + 64);
+      for (int64_t p = p0; p < p1; ++p) std::fill(gt + p * ldg + g.Og, gt + (p + 1) * ldg, T(0));
+      for (int64_t o = 0; o < g.Og; ++o)
+        for (int64_t p = p0; p < p1; ++p) gt[p * ldg + o] = dyg[o * g.P + p];
+    }
+    split_range(g.K, tile_rows, coop, [&](int64_t k0, int64_t k1) {
+      mk::wgrad_accumulate(src, off.data(), k0, k1, taps, g.dw, g.OH, g.sh * Wp, g.sw, g.OW, gt,
+                           ldg, acc + gi * kpad * ldg);
+    });
+  };
+  auto write_dw = [&](const T* acc, int parts) {
+#pragma omp parallel for schedule(static) if (g.O * g.K > 4096)
+    for (int64_t o = 0; o < g.O; ++o) {
+      const int64_t gi = o / g.Og, ol = o % g.Og;
+      for (int64_t k = 0; k < g.K; ++k) {
+        const int64_t i = (gi * kpad + k) * ldg + ol;
+        T s = acc[i];
+        for (int t = 1; t < parts; ++t) s += acc[t * acc_size + i];  // fixed order
+        dw[o * g.K + k] = s;
+      }
+    }
+  };
+
+  const int64_t units = g.N * g.G;
+  const int threads = usable_threads(g);
+  if (units < threads || threads == 1) {
+    std::vector<T> acc(static_cast<size_t>(acc_size), T(0));
+    const bool coop = threads > 1;
+    for (int64_t u = 0; u < units; ++u) accumulate(u, acc.data(), coop);
+    write_dw(acc.data(), 1);
+    return;
+  }
+  std::vector<T> partial(static_cast<size_t>(threads * acc_size), T(0));
+  int used = threads;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) used = nt;
+    const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
+    for (int64_t u = u0; u < u1; ++u) accumulate(u, partial.data() + t * acc_size, false);
+  }
+  write_dw(partial.data(), used);
+}
+
+// ---- checks ----------------------------------------------------------------------------------
+
+void check_tensor(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {
+  check_defined(t, op, arg);
+  TRANQ_CHECK(t.dtype() == ref.dtype(), "{}: {} is {} but the input is {}; use one dtype", op, arg,
+              tensor_str(t), tensor_str(ref));
+  TRANQ_CHECK(t.device() == ref.device(), "{}: {} is {} but the input is {}", op, arg,
+              tensor_str(t), tensor_str(ref));
+  TRANQ_CHECK(t.is_contiguous(), "{}: {} must be contiguous; call contiguous() first", op, arg);
+}
+
+void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg) {
+  TRANQ_CHECK(t.shape() == expected, "{}: {} is {}, expected shape {}", op, arg, tensor_str(t),
+              shape_str(expected));
+}
+
+// Sum of n values with 16 independent lanes (vectorisable without reassociation licence).
+template <class T>
+double sum_contiguous(const T* v, int64_t n) {
+  T lanes[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int l = 0; l < 16; ++l) lanes[l] += v[i + l];
+  }
+  double s = 0;
+  for (int l = 0; l < 16; ++l) s += lanes[l];
+  for (; i < n; ++i) s += v[i];
+  return s;
+}
+
+}  // namespace
+
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                    const Conv2dParams& p) {
+  const char* op = "conv2d_forward";
+  check_tensor(x, x, op, "x");
+  check_tensor(w, x, op, "weight");
+  check_tensor(y, x, op, "y");
+  check_shape(y, conv2d_output_shape(x.shape(), w.shape(), p), op, "y");
+  if (bias.defined()) {
+    check_tensor(bias, x, op, "bias");
+    check_shape(bias, {w.size(0)}, op, "bias");
+  }
+  const Geom g(x.shape(), w.shape(), p);
+  if (y.numel() == 0) return;
+  if (g.depthwise()) return detail::depthwise_forward(g, x, w, bias, y);
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    forward_impl<T>(g, x.data<T>(), w.data<T>(), bias.defined() ? bias.data<T>() : nullptr,
+                    y.data<T>());
+  });
+}
+
+void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
+                          const Conv2dParams& p) {
+  const char* op = "conv2d_backward_data";
+  check_tensor(dx, dx, op, "dx");
+  check_tensor(dy, dx, op, "dy");
+  check_tensor(w, dx, op, "weight");
+  check_shape(dy, conv2d_output_shape(dx.shape(), w.shape(), p), op, "dy");
+  const Geom g(dx.shape(), w.shape(), p);
+  if (dx.numel() == 0) return;
+  if (dy.numel() == 0) return dx.zero_();
+  if (g.depthwise()) return detail::depthwise_backward_data(g, dy, w, dx);
+  dispatch_floating(dx.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    backward_data_impl<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
+  });
+}
+
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
+                            const Conv2dParams& p) {
+  const char* op = "conv2d_backward_weight";
+  check_tensor(x, x, op, "x");
+  check_tensor(dy, x, op, "dy");
+  check_tensor(dw, x, op, "dw");
+  check_shape(dy, conv2d_output_shape(x.shape(), dw.shape(), p), op, "dy");
+  const Geom g(x.shape(), dw.shape(), p);
+  if (dw.numel() == 0) return;
+  if (dy.numel() == 0) return dw.zero_();
+  if (g.depthwise()) return detail::depthwise_backward_weight(g, x, dy, dw);
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    backward_weight_impl<T>(g, x.data<T>(), dy.data<T>(), dw.data<T>());
+  });
+}
+
+void conv2d_backward_bias(const Tensor& dy, const Tensor& db) {
+  const char* op = "conv2d_backward_bias";
+  check_tensor(dy, dy, op, "dy");
+  check_tensor(db, dy, op, "db");
+  TRANQ_CHECK(dy.dim() == 4, "{}: expected dy [N, O, OH, OW], got {}", op, tensor_str(dy));
+  check_shape(db, {dy.size(1)}, op, "db");
+  const int64_t N = dy.size(0), O = dy.size(1), P = dy.size(2) * dy.size(3);
+  dispatch_floating(dy.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* g = dy.data<T>();
+    T* out = db.data<T>();
+    // Each channel is summed by one thread in a fixed order: independent of the thread count.
+#pragma omp parallel for schedule(static) if (N * O * P > (1 << 15))
+    for (int64_t o = 0; o < O; ++o) {
+      double total = 0;
+      for (int64_t n = 0; n < N; ++n) total += sum_contiguous(g + (n * O + o) * P, P);
+      out[o] = static_cast<T>(total);
+    }
+  });
+}
+
+}  // namespace tranq::kernels::cpu

@@ -1,0 +1,29 @@
+#pragma once
+// Softmax cross-entropy over logits [N,C] with integer labels [N] (i32 or i64), averaged over
+// the batch. Label smoothing eps follows PyTorch: the target is (1-eps)*onehot + eps/C, so
+//   loss_i = (1-eps) * (-log p[i,y_i]) + eps * mean_c(-log p[i,c]).
+#include "core/tensor.h"
+
+namespace tranq::kernels {
+
+// Throws ValueError naming the first label outside [0, num_classes). Host-side check on a CPU
+// copy of labels (cheap: N values).
+void check_labels(const Tensor& labels, int64_t num_classes, const char* op);
+
+// loss (shape [], logits' dtype) = the mean loss; probs [N,C] (logits' dtype) = softmax of
+// the logits, kept for the backward. Labels must be valid (see check_labels).
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, double label_smoothing,
+                           const Tensor& loss, const Tensor& probs);
+
+// dlogits [N,C] = dloss * (probs - target) / N, with dloss the incoming scalar gradient.
+void cross_entropy_backward(const Tensor& probs, const Tensor& labels, double label_smoothing,
+                            const Tensor& dloss, const Tensor& dlogits);
+
+namespace cpu {
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, double label_smoothing,
+                           const Tensor& loss, const Tensor& probs);
+void cross_entropy_backward(const Tensor& probs, const Tensor& labels, double label_smoothing,
+                            const Tensor& dloss, const Tensor& dlogits);
+}  // namespace cpu
+
+}  // namespace tranq::kernels

@@ -1,0 +1,24 @@
+#pragma once
+// torch.nn.Dropout (inverted): in training zeroes each element with probability p and scales the
+// rest by 1/(1-p); identity in eval. The mask comes from the module's own Rng, whose state a
+// trainer saves and restores (rng().key()/counter()/set_state()) to resume runs exactly.
+#include <cstdint>
+
+#include "core/rng.h"
+#include "layers/module.h"
+
+namespace tranq {
+
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5, uint64_t seed = 0);
+  Tensor forward(const Tensor& x) override;
+  double p() const { return p_; }
+  Rng& rng() { return rng_; }
+
+ private:
+  double p_;
+  Rng rng_;
+};
+
+}  // namespace tranq

@@ -1,0 +1,31 @@
+#pragma once
+// Linear: torch.nn.Linear. Parameters "weight" [out, in] and "bias" [out].
+#include <cstdint>
+
+#include "core/rng.h"
+#include "layers/module.h"
+
+namespace tranq {
+
+class Linear : public Module {
+ public:
+  // Initialised like PyTorch's reset_parameters from Rng(seed): weight kaiming_uniform(a=sqrt(5))
+  // = U(-1/sqrt(in), 1/sqrt(in)), bias U(-1/sqrt(in), 1/sqrt(in)).
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, DType dtype = DType::f32,
+         uint64_t seed = 0);
+
+  // x [N, in] -> [N, out].
+  Tensor forward(const Tensor& x) override;
+  void reset_parameters(Rng& rng);
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }  // undefined without bias
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+
+ private:
+  int64_t in_features_, out_features_;
+  Tensor weight_, bias_;
+};
+
+}  // namespace tranq

@@ -1,0 +1,76 @@
+#pragma once
+// Runs the tranq CLI as a child process and writes tiny data sets in the real file formats.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace tranq::test {
+
+struct CliResult {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+inline CliResult run_cli(const std::string& args) {
+  std::string cmd = std::string(TRANQ_CLI_PATH) + " " + args + " 2>&1";
+  CliResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline void write_be32(std::ofstream& f, uint32_t v) {
+  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+  f.write(reinterpret_cast<const char*>(b), 4);
+}
+
+// A Fashion-MNIST-shaped IDX data set (plain files) whose class is readable from the image:
+// class k draws a bright square at a class-specific place, so a small net can learn it.
+inline void write_tiny_idx(const std::filesystem::path& dir, int n_train, int n_test) {
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& prefix, int n, uint32_t seed) {
+    std::ofstream im(dir / (prefix + "-images-idx3-ubyte"), std::ios::binary);
+    std::ofstream lb(dir / (prefix + "-labels-idx1-ubyte"), std::ios::binary);
+    write_be32(im, 0x803);
+    write_be32(im, static_cast<uint32_t>(n));
+    write_be32(im, 28);
+    write_be32(im, 28);
+    write_be32(lb, 0x801);
+    write_be32(lb, static_cast<uint32_t>(n));
+    uint32_t s = seed;
+    for (int i = 0; i < n; ++i) {
+      const int label = i % 10;
+      std::vector<unsigned char> img(28 * 28);
+      for (auto& p : img) {
+        s = s * 1664525u + 1013904223u;
+        p = static_cast<unsigned char>((s >> 24) % 40);
+      }
+      const int r0 = 2 + (label / 4) * 8, c0 = 2 + (label % 4) * 6;
+      for (int r = r0; r < r0 + 6; ++r)
+        for (int c = c0; c < c0 + 5; ++c) img[r * 28 + c] = 250;
+      im.write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
+      const unsigned char l = static_cast<unsigned char>(label);
+      lb.write(reinterpret_cast<const char*>(&l), 1);
+    }
+  };
+  write("train", n_train, 1);
+  write("t10k", n_test, 2);
+}
+
+inline std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+}  // namespace tranq::test

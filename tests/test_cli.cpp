@@ -1,0 +1,165 @@
+// The CLI end to end on a tiny generated data set in the real IDX format.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "cli_util.h"
+
+namespace fs = std::filesystem;
+using tranq::test::read_bytes;
+using tranq::test::run_cli;
+
+namespace {
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("tranq_cli_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    data_ = root_ / "data";
+    tranq::test::write_tiny_idx(data_, 96, 40);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string train_args(const fs::path& out, const std::string& extra = "") const {
+    return "train --dataset fashion-mnist --data " + data_.string() +
+           " --model resnet20 --epochs 2 --batch-size 16 --lr 0.05 --seed 3 --threads 1 --workers 1 "
+           "--log-every 2 --out " + out.string() + " " + extra;
+  }
+  fs::path root_, data_;
+};
+
+double parse_acc(const std::string& out) {
+  auto p = out.rfind("test_acc=");
+  if (p == std::string::npos) return -1;
+  return std::stod(out.substr(p + 9));
+}
+
+}  // namespace
+
+TEST_F(Cli, HelpDocumentsEveryTrainFlag) {
+  auto r = run_cli("train --help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* flag : {"--dataset", "--data", "--model", "--epochs", "--batch-size", "--optimizer",
+                           "--lr", "--lr-schedule", "--weight-decay", "--momentum", "--seed",
+                           "--threads", "--out", "--checkpoint-every", "--resume"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  EXPECT_EQ(run_cli("--help").code, 0);
+}
+
+TEST_F(Cli, TrainWritesRunFilesAndEvalAgrees) {
+  fs::path out = root_ / "run";
+  auto r = run_cli(train_args(out));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const double acc = parse_acc(r.out);
+  ASSERT_GE(acc, 0) << r.out;
+  EXPECT_GT(acc, 10.0) << "a learnable toy set should beat chance after 2 epochs\n" << r.out;
+  for (const char* f : {"config.json", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::istringstream lines(read_bytes(out / "metrics.jsonl"));
+  std::string line;
+  int steps = 0, epochs = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* k : {"step", "epoch", "loss", "lr", "train_acc", "images_per_s"})
+      EXPECT_TRUE(j.contains(k)) << k << " missing in " << line;
+    if (j["kind"] == "epoch") {
+      ++epochs;
+      EXPECT_TRUE(j.contains("test_acc"));
+    } else {
+      ++steps;
+    }
+  }
+  EXPECT_EQ(epochs, 2);
+  EXPECT_EQ(steps, 6);  // 6 batches per epoch, a line every 2 steps, 2 epochs
+  auto ev = run_cli("eval --model resnet20 --dataset fashion-mnist --data " + data_.string() +
+                    " --threads 1 --weights " + (out / "model.safetensors").string());
+  ASSERT_EQ(ev.code, 0) << ev.out;
+  EXPECT_DOUBLE_EQ(parse_acc(ev.out), acc);
+}
+
+TEST_F(Cli, ResumeAfterStopReproducesTheUninterruptedRunBitForBit) {
+  fs::path full = root_ / "full", split = root_ / "split";
+  ASSERT_EQ(run_cli(train_args(full)).code, 0);
+  auto first = run_cli(train_args(split, "--checkpoint-every 4 --max-steps 4"));
+  ASSERT_EQ(first.code, 0) << first.out;
+  auto second = run_cli("train --data " + data_.string() + " --out " + split.string() +
+                        " --threads 1 --resume");
+  ASSERT_EQ(second.code, 0) << second.out;
+  EXPECT_NE(second.out.find("resuming"), std::string::npos) << second.out;
+  EXPECT_EQ(read_bytes(full / "model.safetensors"), read_bytes(split / "model.safetensors"));
+  EXPECT_EQ(read_bytes(full / "checkpoint.safetensors"), read_bytes(split / "checkpoint.safetensors"));
+}
+
+TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
+  fs::path full = root_ / "full", killed = root_ / "killed";
+  ASSERT_EQ(run_cli(train_args(full)).code, 0);
+  const std::string cmd = std::string(TRANQ_CLI_PATH) + " " + train_args(killed, "--checkpoint-every 1");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), nullptr);
+    _exit(127);
+  }
+  // Kill it some time after its first checkpoint, mid-run.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(killed / "checkpoint.safetensors") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  auto resumed = run_cli("train --data " + data_.string() + " --out " + killed.string() +
+                         " --threads 1 --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_EQ(read_bytes(full / "model.safetensors"), read_bytes(killed / "model.safetensors"));
+  // metrics.jsonl holds each step line once despite the kill.
+  std::istringstream lines(read_bytes(killed / "metrics.jsonl"));
+  std::string line;
+  std::vector<int> steps;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] == "step") steps.push_back(j["step"].get<int>());
+  }
+  EXPECT_EQ(steps, (std::vector<int>{2, 4, 6, 8, 10, 12}));
+}
+
+TEST_F(Cli, BadInputGivesOneLineErrorAndExitCode2) {
+  auto r = run_cli("train --bogus-flag 1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  r = run_cli(train_args(root_ / "r1", "--model resnet999"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("resnet999"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(root_ / "r1" / "config.json")) << "nothing written on bad input";
+
+  fs::path missing = root_ / "nodata";
+  r = run_cli("train --data " + missing.string() + " --out " + (root_ / "r2").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("train-images-idx3-ubyte"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(root_ / "r2"));
+
+  // A truncated checkpoint is reported by name on resume.
+  fs::path run = root_ / "r3";
+  ASSERT_EQ(run_cli(train_args(run, "--max-steps 2 --checkpoint-every 2")).code, 0);
+  std::string ck = read_bytes(run / "checkpoint.safetensors");
+  std::ofstream(run / "checkpoint.safetensors", std::ios::binary | std::ios::trunc)
+      .write(ck.data(), static_cast<std::streamsize>(ck.size() / 2));
+  r = run_cli("train --data " + data_.string() + " --out " + run.string() + " --resume");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("checkpoint.safetensors"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+
+  // Weights of another model: a shape mismatch names the file.
+  ASSERT_EQ(run_cli(train_args(root_ / "r4", "--max-steps 1")).code, 0);
+  r = run_cli("eval --model resnet18 --dataset fashion-mnist --data " + data_.string() +
+              " --weights " + (root_ / "r4" / "model.safetensors").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("model.safetensors"), std::string::npos) << r.out;
+}
