@@ -8,6 +8,7 @@
 
 #include "apps/bench.h"
 #include "apps/evaluate.h"
+#include "apps/run_setup.h"
 #include "apps/trainer.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
@@ -33,7 +34,9 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--model", c.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   t->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
   t->add_option("--batch-size", c.batch_size, "Batch size")->capture_default_str();
-  t->add_option("--optimizer", c.optimizer, "Optimizer: sgd|adam|adamw")->capture_default_str();
+  t->add_option("--optimizer", c.optimizer,
+                "Optimizer: sgd|adam|adamw, or with transition-rate scheduling sgdt|adamt|adamwt")
+      ->capture_default_str();
   t->add_option("--lr", c.lr, "Base learning rate")->capture_default_str();
   t->add_option("--lr-schedule", c.lr_schedule,
                 "LR schedule, per step: constant|step|multistep|cosine|linear|onecycle "
@@ -60,6 +63,35 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--log-every", c.log_every, "Write a metrics line every N steps")->capture_default_str();
   t->add_option("--max-steps", c.max_steps, "Stop (resumably) after N steps in total (0: no limit)")
       ->capture_default_str();
+  t->add_option("--init-from", c.init_from, "Initial full-precision weights (.safetensors, PyTorch names)");
+  t->add_option("--strict", c.strict, "With --init-from: require every tensor to match (true|false)")
+      ->capture_default_str();
+  // QAT and TRS.
+  t->add_option("--wbits", c.weight_bits, "QAT weight bits 1-8 (0: full precision)")->capture_default_str();
+  t->add_option("--abits", c.act_bits, "QAT activation bits 1-8 (0: same as --wbits)")->capture_default_str();
+  t->add_option("--first-last-bits", c.first_last_bits,
+                "Bits of the first conv and last linear layer (0: keep them full precision)")
+      ->capture_default_str();
+  t->add_option("--per-channel", c.per_channel, "One weight scale per output channel (true|false)")
+      ->capture_default_str();
+  t->add_option("--scale-init", c.scale_init, "Quantizer scale initialisation: 3std|lsq")->capture_default_str();
+  t->add_option("--lsq-grad-scale", c.lsq_grad_scale, "Scale gradients by 1/sqrt(N*Qp) (true|false)")
+      ->capture_default_str();
+  t->add_option("--scale-lr", c.scale_lr, "LR of the quantizer scales (no momentum, no decay)")
+      ->capture_default_str();
+  t->add_option("--target-tr", c.target_tr, "TRS: initial target transition rate R_0 (0: --tr-factor*sqrt(wbits))")
+      ->capture_default_str();
+  t->add_option("--tr-factor", c.tr_factor, "TRS: lambda of R_0 = lambda*sqrt(wbits)")->capture_default_str();
+  t->add_option("--target-tr-schedule", c.target_tr_schedule,
+                "TRS: shape of the target TR: cosine|step|multistep|linear|constant")
+      ->capture_default_str();
+  t->add_option("--talr-rule", c.talr_rule, "TRS: TALR update rule: multiplicative|additive")
+      ->capture_default_str();
+  t->add_option("--talr-init", c.talr_init, "TRS: initial TALR (0: --lr)")->capture_default_str();
+  t->add_option("--talr-gain", c.talr_gain,
+                "TRS: step size eta of the additive rule (0: (1-m)*talr_init/R_0)")
+      ->capture_default_str();
+  t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA")->capture_default_str();
   t->add_flag("--resume", resume,
               "Continue the run in --out from its last checkpoint with the run's saved settings "
               "(from the start if it has none)");
@@ -102,6 +134,16 @@ int main(int argc, char** argv) {
   b->add_option("--classes", bc.num_classes, "Number of classes")->capture_default_str();
   b->add_option("--threads", bc.threads, "Compute threads")->capture_default_str();
 
+  struct {
+    std::string model = "resnet20", weights, dataset = "fashion-mnist", out;
+  } ex;
+  auto* x = app.add_subcommand("export", "Write the integer model of QAT weights: int8 codes and scales");
+  x->add_option("--model", ex.model, "Model: " + join(tranq::model_names()))->capture_default_str();
+  x->add_option("--dataset", ex.dataset, "Data set the model was trained on (channels, classes)")
+      ->capture_default_str();
+  x->add_option("--weights", ex.weights, "QAT weights (RUNDIR/model.safetensors)")->required();
+  x->add_option("--out", ex.out, "Output .safetensors")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
@@ -116,15 +158,22 @@ int main(int argc, char** argv) {
     } else if (app.got_subcommand("eval")) {
       tranq::set_num_threads(ev.threads);
       auto set = tranq::data::load_dataset(ev.dataset, ev.data, "test");
-      auto model = tranq::create_model(ev.model, set.images.size(1), set.num_classes, 0);
-      try {
-        model->load_state_dict(tranq::load_safetensors(ev.weights).tensors, true);
-      } catch (const tranq::ValueError& err) {
-        throw tranq::ValueError(fmt::format("{}: {} (is --model right?)", ev.weights, err.what()));
-      }
+      auto content = tranq::load_safetensors(ev.weights);
+      auto model = tranq::app::model_for_weights(ev.model, set.images.size(1), set.num_classes,
+                                                 content.metadata);
+      tranq::app::load_weights(*model, content, ev.weights);
       double acc = tranq::app::evaluate(*model, set, tranq::data::standard_normalization(ev.dataset),
                                         ev.batch_size, 1);
       fmt::print("test_acc={:.2f}\n", 100 * acc);
+    } else if (app.got_subcommand("export")) {
+      auto content = tranq::load_safetensors(ex.weights);
+      auto model = tranq::app::model_for_weights(ex.model, tranq::data::dataset_channels(ex.dataset),
+                                                 tranq::data::dataset_num_classes(ex.dataset),
+                                                 content.metadata);
+      tranq::app::load_weights(*model, content, ex.weights);
+      auto out = tranq::app::export_integer_model(*model, content.metadata);
+      tranq::save_safetensors(ex.out, out.tensors, out.metadata);
+      fmt::print("wrote {} ({} tensors)\n", ex.out, out.tensors.size());
     } else if (app.got_subcommand("bench")) {
       fmt::print("{}\n", tranq::app::run_bench(bc));
     }

@@ -22,10 +22,12 @@ constexpr const char* kFormat = "tranq-checkpoint-1";
 }
 
 void save_checkpoint(const std::string& run_dir, const Module& model, const optim::Optimizer& opt,
-                     const RunPosition& pos, const nlohmann::json& extra) {
+                     const RunPosition& pos, const nlohmann::json& extra,
+                     const NamedTensors& extra_tensors) {
   NamedTensors tensors;
   for (auto& [n, t] : model.state_dict()) tensors.emplace_back("model/" + n, t);
   for (auto& [n, t] : opt.state_tensors()) tensors.emplace_back("optim/" + n, t);
+  for (auto& [n, t] : extra_tensors) tensors.emplace_back("extra/" + n, t);
   nlohmann::json meta = {{"step", pos.step},
                          {"epoch", pos.epoch},
                          {"batch", pos.batch},
@@ -39,7 +41,7 @@ void save_checkpoint(const std::string& run_dir, const Module& model, const opti
 }
 
 RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Optimizer& opt,
-                            nlohmann::json& extra) {
+                            nlohmann::json& extra, NamedTensors& extra_tensors) {
   const std::string path = checkpoint_path(run_dir);
   SafetensorsContent content = load_safetensors(path);
   auto fmt_it = content.metadata.find("format");
@@ -55,6 +57,8 @@ RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Op
       model_t.emplace_back(n.substr(6), t);
     } else if (n.rfind("optim/", 0) == 0) {
       optim_t.emplace_back(n.substr(6), t);
+    } else if (n.rfind("extra/", 0) == 0) {
+      extra_tensors.emplace_back(n.substr(6), t);
     } else {
       TRANQ_THROW(FormatError, "{}: unexpected tensor '{}' in checkpoint", path, n);
     }

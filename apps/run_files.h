@@ -1,7 +1,8 @@
 #pragma once
 // The files of a training run directory and the checkpoint that makes resume exact.
 //   RUNDIR/config.json             the run's settings (written once, atomically)
-//   RUNDIR/checkpoint.safetensors  model ("model/<name>") and optimizer ("optim/<name>")
+//   RUNDIR/checkpoint.safetensors  model ("model/<name>"), optimizer ("optim/<name>") and
+//                                  controller ("extra/<name>")
 //                                  tensors; metadata: position in the run, RNG states, epoch
 //                                  accumulators (written atomically at epoch ends and every
 //                                  --checkpoint-every steps)
@@ -35,12 +36,14 @@ struct RunPosition {
 };
 
 // Saves model, optimizer and position atomically; `extra` goes into the metadata as JSON.
+// extra_tensors (e.g. the TRS controller's state) are stored under "extra/<name>".
 void save_checkpoint(const std::string& run_dir, const Module& model, const optim::Optimizer& opt,
-                     const RunPosition& pos, const nlohmann::json& extra);
+                     const RunPosition& pos, const nlohmann::json& extra,
+                     const NamedTensors& extra_tensors);
 // Loads into model and optimizer; returns the position and fills extra. FormatError when the
 // file is not a tranq checkpoint of this model and optimizer.
 RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Optimizer& opt,
-                            nlohmann::json& extra);
+                            nlohmann::json& extra, NamedTensors& extra_tensors);
 
 // Keeps the lines of metrics.jsonl that describe steps up to `step` (drops what a killed run
 // wrote after its last checkpoint, including a torn last line).

@@ -7,7 +7,18 @@ namespace tranq::app {
 #define TRANQ_CONFIG_FIELDS(X)                                                                   \
   X(dataset) X(data_dir) X(model) X(epochs) X(batch_size) X(optimizer) X(lr) X(lr_schedule)     \
   X(warmup_steps) X(weight_decay) X(momentum) X(nesterov) X(label_smoothing) X(augment) X(seed) \
-  X(threads) X(workers) X(out) X(checkpoint_every) X(log_every) X(max_steps)
+  X(threads) X(workers) X(out) X(checkpoint_every) X(log_every) X(max_steps) X(init_from)    \
+  X(strict) X(weight_bits) X(act_bits) X(first_last_bits) X(per_channel) X(scale_init)           \
+  X(lsq_grad_scale) X(scale_lr) X(target_tr) X(tr_factor) X(target_tr_schedule) X(talr_rule)     \
+  X(talr_init) X(talr_gain) X(tr_momentum)
+
+bool is_trs_optimizer(const std::string& name) {
+  return name == "sgdt" || name == "adamt" || name == "adamwt";
+}
+
+std::string base_optimizer(const std::string& name) {
+  return is_trs_optimizer(name) ? name.substr(0, name.size() - 1) : name;
+}
 
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j;

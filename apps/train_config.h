@@ -30,7 +30,31 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only at epoch ends
   int64_t log_every = 50;
   int64_t max_steps = 0;         // per invocation: stop after this many steps in total (0: none)
+
+  // Initial weights (full precision, PyTorch names); strict: no missing/unexpected tensors.
+  std::string init_from;
+  bool strict = true;
+  // QAT: weight_bits 0 trains in full precision.
+  int weight_bits = 0;
+  int act_bits = 0;              // 0 with weight_bits > 0: same as weight_bits
+  int first_last_bits = 0;       // 0: first conv and last linear stay full precision
+  bool per_channel = false;
+  std::string scale_init = "3std";
+  bool lsq_grad_scale = false;
+  double scale_lr = 0.01;        // LR of the quantizer scales (no momentum, no weight decay)
+  // TRS (optimizers sgdt, adamt, adamwt).
+  double target_tr = 0;          // R_0; 0: tr_factor * sqrt(weight_bits)
+  double tr_factor = 5e-3;
+  std::string target_tr_schedule = "cosine";
+  std::string talr_rule = "multiplicative";
+  double talr_init = 0;          // 0: the optimizer's default (sgdt 1e-2, adamt 1e-3, adamwt 3e-4)
+  double talr_gain = 0;          // additive rule's eta; 0: the controller's default
+  double tr_momentum = 0.99;
 };
+
+// "sgdt" -> "sgd" etc.; the name itself for plain optimizers.
+std::string base_optimizer(const std::string& name);
+bool is_trs_optimizer(const std::string& name);
 
 nlohmann::json to_json(const TrainConfig& c);
 TrainConfig config_from_json(const nlohmann::json& j);  // FormatError on missing/mistyped keys

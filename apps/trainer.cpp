@@ -6,16 +6,18 @@
 #include <filesystem>
 
 #include "apps/evaluate.h"
+#include "apps/metrics.h"
 #include "apps/progress.h"
 #include "apps/run_files.h"
+#include "apps/run_setup.h"
 #include "core/atomic_file.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
 #include "datasets/loader.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
-#include "models/registry.h"
 #include "optim/lr_schedule.h"
+#include "quant/transform.h"
 
 namespace tranq::app {
 
@@ -45,36 +47,6 @@ void restore_dropout_states(Module& model, const nlohmann::json& j) {
   }
 }
 
-std::vector<optim::ParamGroup> make_groups(const Module& model, const TrainConfig& cfg) {
-  optim::ParamGroup g;
-  for (auto& [n, t] : model.named_parameters()) {
-    g.names.push_back(n);
-    g.params.push_back(t);
-  }
-  g.lr = g.base_lr = cfg.lr;
-  g.momentum = cfg.momentum;
-  g.nesterov = cfg.nesterov && cfg.momentum > 0;
-  g.weight_decay = cfg.weight_decay;
-  return {g};
-}
-
-class MetricsLog {
- public:
-  explicit MetricsLog(const std::string& path) : f_(std::fopen(path.c_str(), "ab")) {
-    if (!f_) TRANQ_THROW(IoError, "cannot open {} for appending", path);
-  }
-  ~MetricsLog() { std::fclose(f_); }
-  // One write per line, flushed, so a kill leaves at most a torn last line (dropped on resume).
-  void write(const nlohmann::json& j) {
-    std::string line = j.dump() + "\n";
-    std::fwrite(line.data(), 1, line.size(), f_);
-    std::fflush(f_);
-  }
-
- private:
-  std::FILE* f_;
-};
-
 }  // namespace
 
 double run_train(TrainConfig cfg, bool resume) {
@@ -98,10 +70,6 @@ double run_train(TrainConfig cfg, bool resume) {
   data::ImageSet test_set = data::load_dataset(cfg.dataset, cfg.data_dir, "test");
   const data::Normalization norm = data::standard_normalization(cfg.dataset);
   const int64_t in_channels = train_set.images.size(1);
-  std::shared_ptr<Module> model =
-      create_model(cfg.model, in_channels, train_set.num_classes, cfg.seed);
-  auto opt = optim::make_optimizer(cfg.optimizer, make_groups(*model, cfg));
-
   data::LoaderOptions lo;
   lo.batch_size = cfg.batch_size;
   lo.shuffle = true;
@@ -120,26 +88,43 @@ double run_train(TrainConfig cfg, bool resume) {
   so.step_size = std::max<int64_t>(1, total_steps / 3);
   so.milestones = {total_steps / 2, total_steps * 3 / 4};
   auto schedule = optim::make_lr_schedule(so);
+  RunSetup run = build_run(cfg, in_channels, train_set.num_classes, total_steps);
+  Module* model = run.model.get();
+  optim::Optimizer* opt = run.opt.get();
+  std::map<std::string, std::string> model_meta;
+  if (run.qat) model_meta[kQuantMetaKey] = run.quant_meta.dump();
 
   fs::create_directories(cfg.out);
   RunPosition pos;
   if (resume && fs::exists(checkpoint_path(cfg.out))) {
     nlohmann::json extra;
-    pos = load_checkpoint(cfg.out, *model, *opt, extra);
+    NamedTensors extra_tensors;
+    pos = load_checkpoint(cfg.out, *model, *opt, extra, extra_tensors);
     restore_dropout_states(*model, extra.value("dropout", nlohmann::json::object()));
+    if (run.qat) run.qat->load_state(extra_tensors);
     truncate_metrics(cfg.out, pos.step);
     fmt::print(stderr, "resuming {} at epoch {} batch {} (step {})\n", cfg.out, pos.epoch + 1,
                pos.batch, pos.step);
   } else {
     write_file_atomic(config_path(cfg.out), to_json(cfg).dump(2) + "\n");
     write_file_atomic(metrics_path(cfg.out), "");
+    if (run.qat) {
+      // Activation scales from the first training batch, then the codes the first step's
+      // transitions are counted against.
+      loader.start_epoch(0);
+      data::Batch first;
+      loader.next(first);
+      quant::calibrate_activation_scales(*model, first.images);
+      run.qat->initialise();
+    }
   }
   MetricsLog metrics(metrics_path(cfg.out));
   Progress progress;
   model->train();
 
   auto checkpoint = [&] {
-    save_checkpoint(cfg.out, *model, *opt, pos, {{"dropout", dropout_states(*model)}});
+    save_checkpoint(cfg.out, *model, *opt, pos, {{"dropout", dropout_states(*model)}},
+                    run.qat ? run.qat->state_tensors() : NamedTensors{});
   };
   double test_acc = -1;
   using clock = std::chrono::steady_clock;
@@ -152,15 +137,21 @@ double run_train(TrainConfig cfg, bool resume) {
     double window_loss = 0;
     int64_t window_correct = 0, window_batches = 0;
     data::Batch batch;
+    TransitionWindow transitions;
     while (loader.next(batch)) {
       if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
       const double lr = cfg.lr * schedule->factor(pos.step);
       for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
+      if (run.qat) run.qat->before_step(*opt);  // TRS: the TALR drives the quantized weights
       opt->zero_grad();
       Tensor logits = model->forward(batch.images);
       Tensor loss = ops::cross_entropy(logits, batch.labels, cfg.label_smoothing);
       loss.backward();
       opt->step();
+      if (run.qat) {
+        run.qat->after_step(pos.step);
+        transitions.add(*run.qat);
+      }
       const double loss_v = loss.item();
       TRANQ_CHECK_AS(Error, std::isfinite(loss_v),
                      "training diverged: loss is {} at step {} (try a lower --lr)", loss_v, pos.step);
@@ -184,13 +175,15 @@ double run_train(TrainConfig cfg, bool resume) {
                       static_cast<double>(window_correct) / static_cast<double>(window_images), ips,
                       log_step);
       if (log_step) {
-        metrics.write({{"kind", "step"},
-                       {"step", pos.step},
-                       {"epoch", pos.epoch + 1},
-                       {"loss", window_loss / window_batches},
-                       {"lr", lr},
-                       {"train_acc", static_cast<double>(window_correct) / window_images},
-                       {"images_per_s", ips}});
+        nlohmann::json line = {{"kind", "step"},
+                               {"step", pos.step},
+                               {"epoch", pos.epoch + 1},
+                               {"loss", window_loss / window_batches},
+                               {"lr", lr},
+                               {"train_acc", static_cast<double>(window_correct) / window_images},
+                               {"images_per_s", ips}};
+        if (run.qat) transitions.flush_into(line, *run.qat, pos.step);
+        metrics.write(line);
         window_start = clock::now();
         window_loss = 0;
         window_correct = window_images = window_batches = 0;
@@ -217,7 +210,7 @@ double run_train(TrainConfig cfg, bool resume) {
     progress.finish_epoch(fmt::format("epoch {}/{} loss {:.4f} train_acc {:.2f}% test_acc {:.2f}%",
                                       pos.epoch + 1, cfg.epochs, train_loss, 100 * train_acc,
                                       100 * test_acc));
-    save_safetensors(model_path(cfg.out), model->state_dict());
+    save_safetensors(model_path(cfg.out), model->state_dict(), model_meta);
     pos.batch = 0;
     pos.epoch_loss_sum = 0;
     pos.epoch_correct = pos.epoch_seen = 0;
@@ -229,7 +222,7 @@ double run_train(TrainConfig cfg, bool resume) {
   }
   if (test_acc < 0) {  // resumed a finished run, or stopped early: evaluate what we have
     test_acc = evaluate(*model, test_set, norm, 256, cfg.workers);
-    save_safetensors(model_path(cfg.out), model->state_dict());
+    save_safetensors(model_path(cfg.out), model->state_dict(), model_meta);
   }
   return test_acc;
 }

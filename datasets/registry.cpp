@@ -112,6 +112,11 @@ int64_t dataset_num_classes(const std::string& name) {
   return name == "cifar100" ? 100 : 10;
 }
 
+int64_t dataset_channels(const std::string& name) {
+  check_name(name);
+  return is_idx_set(name) ? 1 : 3;
+}
+
 ImageSet load_dataset(const std::string& name, const std::string& dir, const std::string& split) {
   check_name(name);
   check_split(split);

@@ -37,6 +37,8 @@ std::vector<std::string> dataset_names();
 
 // Number of classes of a standard set (10, or 100 for cifar100); throws ValueError if unknown.
 int64_t dataset_num_classes(const std::string& name);
+// Image channels of a data set: 1 for MNIST and Fashion-MNIST, 3 for CIFAR.
+int64_t dataset_channels(const std::string& name);
 
 // The documented default training recipe; the test split (train = false) gets none.
 //   mnist:          crop padding 2, no flip (digits are not mirror-symmetric)

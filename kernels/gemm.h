@@ -25,14 +25,22 @@ template <class T>
 int64_t packed_a_size(int64_t m, int64_t k);
 template <class T>
 void pack_a(const T* a, int64_t rs, int64_t cs, int64_t m, int64_t k, T* packed);
-// Column multiple that gemm_packed_a handles without its tail path (for splitting n).
+// Vector width in elements: gemm_packed_a column ranges start on multiples of it.
 template <class T>
-int64_t gemm_tile_cols();
-// c[i*ldc + j] = bias[i] (0 without bias) + sum_kk A[i][kk] * b[off[kk] + j], i < m, j < n.
-// Reads b[off[kk] + j] only for j < n.
+int64_t gemm_vec_cols();
+// Where logical column j of B and C lives: columns come in rows of row_len, so column j is
+// at (j / row_len) * b_stride + j % row_len in B and (j / row_len) * c_stride + j % row_len in
+// C. row_len must be a multiple of gemm_vec_cols, or half of it, unless all columns are in one
+// row.
+struct ColumnRows {
+  int64_t row_len, b_stride, c_stride;
+};
+// For logical columns j in [j_begin, j_end) and i < m:
+//   c[i*ldc + col_c(j)] = bias[i] (0 without bias) + sum_kk A[i][kk] * b[off[kk] + col_b(j)].
+// Reads B only at those columns.
 template <class T>
-void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int64_t* off,
-                   int64_t n, const T* bias, T* c, int64_t ldc);
+void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int64_t* off, T* c,
+                   int64_t ldc, const T* bias, int64_t j_begin, int64_t j_end, ColumnRows rows);
 
 // Weight-gradient accumulation, C [K, ldg] += A G summed over positions:
 //   c[kk*ldg + o] += sum_{r < rows, j < row_len} a[off[kk] + r*row_stride + j*col_stride]
@@ -51,6 +59,14 @@ template <class T>
 void wgrad_accumulate(const T* a, const int64_t* off, int64_t k_begin, int64_t k_end, int taps,
                       int64_t tap_stride, int64_t rows, int64_t row_stride, int64_t col_stride,
                       int64_t row_len, const T* g, int64_t ldg, T* c);
+
+// dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (vector shuffles on whole blocks).
+template <class T>
+void transpose(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, int64_t ldd);
+
+// dst[2j] = even[j], dst[2j + 1] = odd[j] for j < n.
+template <class T>
+void interleave2(const T* even, const T* odd, int64_t n, T* dst);
 
 }  // namespace detail
 }  // namespace cpu

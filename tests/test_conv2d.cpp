@@ -46,6 +46,11 @@ std::vector<Config> configs() {
       {"pointwise_stride2", {2, 4, 5, 5}, {3, 4, 1, 1}, params(2, 2, 0, 0), false},
       {"nonsquare", {2, 3, 6, 5}, {2, 3, 3, 2}, params(2, 1, 1, 0), true},
       {"no_bias_big_pad", {1, 2, 4, 4}, {3, 2, 3, 3}, params(1, 2, 2, 3), false},
+      // Output rows of half a vector (8 floats, 4 doubles with AVX-512): split vector loads.
+      {"rows_of_8", {1, 2, 8, 8}, {3, 2, 3, 3}, params(1, 1, 1, 1), true},
+      {"rows_of_4", {2, 2, 4, 4}, {3, 2, 3, 3}, params(1, 1, 1, 1), false},
+      {"odd_rows_of_8", {1, 2, 5, 8}, {3, 2, 3, 3}, params(1, 1, 1, 1), true},
+      {"odd_rows_of_4", {1, 2, 3, 4}, {3, 2, 3, 3}, params(1, 1, 1, 1), false},
   };
 }
 
@@ -175,10 +180,19 @@ TEST(Conv2d, LargerShapesTakeEveryParallelPath) {
       {"row_chunks", {2, 64, 3, 240}, {4, 64, 3, 3}, params(1, 1, 1, 1), false},
       {"pointwise_batch1", {1, 16, 8, 8}, {12, 16, 1, 1}, params(1, 1, 0, 0), true},
       {"depthwise_batch3", {3, 16, 9, 9}, {16, 1, 5, 5}, params(1, 1, 2, 2, 1, 1, 16), true},
+      // Output rows of whole vectors (written in place), a partial transpose block (20).
+      {"wide_rows_stride2", {2, 4, 32, 32}, {20, 4, 3, 3}, params(2, 2, 1, 1), true},
+      {"wide_rows_stride1", {1, 8, 16, 16}, {16, 8, 3, 3}, params(1, 1, 1, 1), false},
+      {"stride3_dilation2", {1, 3, 11, 13}, {5, 3, 3, 3}, params(3, 2, 2, 1, 2, 1), true},
+      {"pointwise_stride2_pad", {2, 6, 7, 7}, {9, 6, 1, 1}, params(2, 2, 1, 1), false},
+      {"kernel5_groups2", {2, 4, 9, 8}, {6, 2, 5, 5}, params(1, 2, 2, 1, 1, 1, 2), true},
   };
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
-    for (const Config& cfg : big) check_against_naive(cfg, DType::f64, 1e-12);
+    for (const Config& cfg : big) {
+      check_against_naive(cfg, DType::f64, 1e-12);
+      check_against_naive(cfg, DType::f32, 1e-4);
+    }
   }
   set_num_threads(2);
 }

@@ -1,13 +1,13 @@
 // CPU convolution as GEMM over the register-blocked micro-kernels of kernels/cpu/gemm.cpp;
 // depthwise convolutions use direct loops (kernels/cpu/conv2d_depthwise.cpp).
 //
-// Layout tricks. For stride 1 the GEMM reads a zero-padded copy of the image in place of an
-// im2col matrix: with the padded image flattened, row (c, kh, kw) of the im2col matrix is the
-// padded image shifted by c*Hp*Wp + kh*dh*Wp + kw*dw, provided the output is computed on the
-// padded width Wp (the extra Wp - OW columns per row are dropped afterwards). Strided
-// convolutions build im2col explicitly. The data gradient of a stride-1 convolution is itself
-// a stride-1 convolution (of dy, with the flipped, transposed kernel); otherwise it is a GEMM
-// into columns followed by col2im. The weight gradient reads the padded image at any stride.
+// No im2col matrix. The GEMM reads each row (c, kh, kw) of the virtual im2col matrix as a
+// shifted view of a small per-image source: for stride 1, the zero-padded image itself (row
+// (c, kh, kw) starts at c*Hp*Wp + kh*dh*Wp + kw*dw, and the GEMM skips the Wp - OW columns
+// between output rows); otherwise a copy expanded over kernel columns and row phases (see
+// expand_columns), KW/KH of im2col's size. The data gradient of a stride-1 convolution is
+// itself a stride-1 convolution (of dy with the flipped, transposed kernel); otherwise it is a
+// GEMM into columns followed by col2im. The weight gradient reads the padded image directly.
 //
 // Parallelism. Each OpenMP thread takes a static, contiguous range of (image, group) units,
 // so threads never write to the same output. When there are fewer units than threads (small
@@ -102,25 +102,23 @@ void split_range(int64_t n, int64_t align, bool cooperative, F&& f) {
 
 // ---- layouts ---------------------------------------------------------------------------------
 
-// Cg channels of H x W into a zero-bordered Hp x Wp frame, plus `extra` zeros at the end (the
-// last rows of a shifted view may run that far past the frame).
+// Cg channels of H x W into a zero-bordered Hp x Wp frame.
 template <class T>
-void pad_image(const Geom& g, const T* x, int64_t Hp, int64_t Wp, int64_t extra, T* dst,
-               bool cooperative) {
+void pad_image(const Geom& g, const T* x, int64_t Hp, int64_t Wp, T* dst, bool cooperative) {
 #pragma omp parallel for schedule(static) if (cooperative)
   for (int64_t c = 0; c < g.Cg; ++c) {
     const T* src = x + c * g.H * g.W;
     T* d = dst + c * Hp * Wp;
     std::fill(d, d + g.ph * Wp, T(0));
-    for (int64_t h = 0; h < g.H; ++h) {
+    for (int64_t h = 0; h < g.H; ++h) {  // loops, not memcpy: rows are short
       T* row = d + (g.ph + h) * Wp;
-      std::fill(row, row + g.pw, T(0));
-      std::memcpy(row + g.pw, src + h * g.W, sizeof(T) * g.W);
-      std::fill(row + g.pw + g.W, row + Wp, T(0));
+      const T* s = src + h * g.W;
+      for (int64_t i = 0; i < g.pw; ++i) row[i] = T(0);
+      for (int64_t i = 0; i < g.W; ++i) row[g.pw + i] = s[i];
+      for (int64_t i = g.pw + g.W; i < Wp; ++i) row[i] = T(0);
     }
     std::fill(d + (g.ph + g.H) * Wp, d + Hp * Wp, T(0));
   }
-  std::fill(dst + g.Cg * Hp * Wp, dst + g.Cg * Hp * Wp + extra, T(0));
 }
 
 // Offsets of the K rows (c, kh, kw) in a padded Hp x Wp image: the shifted-view trick.
@@ -133,81 +131,74 @@ std::vector<int64_t> shifted_offsets(const Geom& g, int64_t Hp, int64_t Wp) {
   return off;
 }
 
-// im2col for one (image, group): row (c, kh, kw) of `col` ([K, len], len = (oh1-oh0)*OW) holds
-// the input samples seen by output rows oh0..oh1-1 through that tap, zero where it hits padding.
-template <class T>
-void im2col(const Geom& g, const T* x, int64_t oh0, int64_t oh1, T* col, bool cooperative) {
-  const int64_t len = (oh1 - oh0) * g.OW;
-#pragma omp parallel for schedule(static) if (cooperative)
-  for (int64_t row = 0; row < g.K; ++row) {
-    const int64_t kw = row % g.KW, kh = (row / g.KW) % g.KH, c = row / (g.KW * g.KH);
-    const int64_t lo = g.ow_lo(kw), hi = g.ow_hi(kw);
-    const T* xc = x + c * g.H * g.W + kw * g.dw - g.pw;
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      T* d = col + row * len + (oh - oh0) * g.OW;
-      const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
-      if (ih < 0 || ih >= g.H) {
-        std::fill(d, d + g.OW, T(0));
-        continue;
-      }
-      // Plain loops rather than memcpy/memset: rows are often only 8-32 values long.
-      const T* xr = xc + ih * g.W;
-      for (int64_t ow = 0; ow < lo; ++ow) d[ow] = T(0);
-      if (g.sw == 1) {
-        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow];
-      } else if (g.sw == 2) {  // a constant stride lets the compiler vectorise the gather
-        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * 2];
-      } else {
-        for (int64_t ow = lo; ow < hi; ++ow) d[ow] = xr[ow * g.sw];
-      }
-      for (int64_t ow = hi; ow < g.OW; ++ow) d[ow] = T(0);
-    }
-  }
-}
+// ---- forward ---------------------------------------------------------------------------------
 
-// The adjoint of im2col over a whole image: dx ([Cg, H, W]) = sum of the columns. Channels are
-// independent, which makes the channel loop safe to split across threads.
+// The phase-split source: the zero-padded image split into sh x sw phases,
+//   xs[a][b][c][i][j] = xpad[c][i*sh + a][j*sw + b],   i < Hq = ceil(Hp/sh), j < Wq = ceil(Wp/sw).
+// Row (c, kh, kw) of the im2col matrix, at output (oh, ow), is then xs[a][b][c][oh + qh][ow + qw]
+// with kh*dh = qh*sh + a and kw*dw = qw*sw + b: a shifted view with row length Wq. For stride 1
+// this is just the padded image.
+struct Phases {
+  int64_t Hq, Wq, slack;
+  std::vector<char> used;  // phases that some tap reads (a 1x1 stride-2 kernel reads only one)
+
+  explicit Phases(const Geom& g)
+      : Hq((g.H + 2 * g.ph + g.sh - 1) / g.sh),
+        Wq((g.W + 2 * g.pw + g.sw - 1) / g.sw),
+        slack((g.KW - 1) * g.dw / g.sw),  // the last row's dropped columns run this far
+        used(static_cast<size_t>(g.sh * g.sw), 0) {
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) used[kh * g.dh % g.sh * g.sw + kw * g.dw % g.sw] = 1;
+  }
+  int64_t size(const Geom& g) const { return g.sh * g.sw * g.Cg * Hq * Wq + slack; }
+  std::vector<int64_t> offsets(const Geom& g) const {
+    std::vector<int64_t> off(static_cast<size_t>(g.K));
+    for (int64_t c = 0; c < g.Cg; ++c)
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t a = kh * g.dh % g.sh, qh = kh * g.dh / g.sh;
+          const int64_t b = kw * g.dw % g.sw, qw = kw * g.dw / g.sw;
+          off[(c * g.KH + kh) * g.KW + kw] = (((a * g.sw + b) * g.Cg + c) * Hq + qh) * Wq + qw;
+        }
+    return off;
+  }
+};
+
 template <class T>
-void col2im(const Geom& g, const T* col, T* dx, bool cooperative) {
+void split_phases(const Geom& g, const Phases& ph, const T* x, T* xs, bool cooperative) {
+  const int64_t Hq = ph.Hq, Wq = ph.Wq, plane = Hq * Wq;
 #pragma omp parallel for schedule(static) if (cooperative)
   for (int64_t c = 0; c < g.Cg; ++c) {
-    T* dxc = dx + c * g.H * g.W;
-    std::fill(dxc, dxc + g.H * g.W, T(0));
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * g.P;
-        const int64_t lo = g.ow_lo(kw), hi = g.ow_hi(kw);
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          T* xr = dxc + ih * g.W + kw * g.dw - g.pw;
-          const T* s = src + oh * g.OW;
-          if (g.sw == 2) {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * 2] += s[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * g.sw] += s[ow];
+    for (int64_t a = 0; a < g.sh; ++a) {
+      for (int64_t b = 0; b < g.sw; ++b) {
+        if (!ph.used[a * g.sw + b]) continue;
+        T* d = xs + ((a * g.sw + b) * g.Cg + c) * plane;
+        // Columns j whose input column j*sw + b - pw lies inside the image.
+        const int64_t lo = std::min(Wq, std::max<int64_t>(0, (g.pw - b + g.sw - 1) / g.sw));
+        const int64_t hi = std::max(lo, std::min(Wq, (g.W + g.pw - b + g.sw - 1) / g.sw));
+        for (int64_t i = 0; i < Hq; ++i) {
+          T* dr = d + i * Wq;
+          const int64_t ih = i * g.sh + a - g.ph;
+          if (ih < 0 || ih >= g.H) {
+            for (int64_t j = 0; j < Wq; ++j) dr[j] = T(0);
+            continue;
           }
+          // Plain loops, not memcpy/memset: rows are often only 8-32 values long.
+          const T* xr = x + (c * g.H + ih) * g.W + b - g.pw;
+          for (int64_t j = 0; j < lo; ++j) dr[j] = T(0);
+          if (g.sw == 1) {
+            for (int64_t j = lo; j < hi; ++j) dr[j] = xr[j];
+          } else if (g.sw == 2) {  // a constant stride lets the compiler vectorise the gather
+            for (int64_t j = lo; j < hi; ++j) dr[j] = xr[2 * j];
+          } else {
+            for (int64_t j = lo; j < hi; ++j) dr[j] = xr[g.sw * j];
+          }
+          for (int64_t j = hi; j < Wq; ++j) dr[j] = T(0);
         }
       }
     }
   }
-}
-
-// ---- forward ---------------------------------------------------------------------------------
-
-// The shifted view computes Wp - OW wasted columns per output row; im2col costs a copy of K*P
-// values, worth roughly 8 multiply-adds each against the Og it feeds. Pick the cheaper.
-bool use_shifted_view(const Geom& g) {
-  if (g.sh != 1 || g.sw != 1) return false;
-  const int64_t wasted = g.KW == 1 ? 0 : (g.KW - 1) * g.dw;
-  return wasted * g.Og <= 32 * g.OW;
-}
-
-// Output rows per im2col chunk, so one chunk's columns stay near L2-sized.
-int64_t rows_per_chunk(const Geom& g, size_t elem) {
-  constexpr int64_t kColBytes = 1 << 20;
-  const int64_t row_bytes = g.K * g.OW * static_cast<int64_t>(elem);
-  return std::clamp<int64_t>(kColBytes / std::max<int64_t>(row_bytes, 1), 1, g.OH);
+  std::fill(xs + g.sh * g.sw * g.Cg * plane, xs + ph.size(g), T(0));
 }
 
 template <class T>
@@ -216,64 +207,102 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   std::vector<T> packed(static_cast<size_t>(g.G * psize));
   for (int64_t gi = 0; gi < g.G; ++gi)
     mk::pack_a(w + gi * g.Og * g.K, g.K, int64_t{1}, g.Og, g.K, packed.data() + gi * psize);
-  const int64_t tile = mk::gemm_tile_cols<T>();
+  const int64_t vec = mk::gemm_vec_cols<T>(), tile = 3 * vec;
 
-  if (use_shifted_view(g)) {
-    const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, extra = (g.KW - 1) * g.dw;
-    const bool copy_in = g.ph > 0 || g.pw > 0 || extra > 0;
-    const bool direct_out = Wp == g.OW;  // no dropped columns (1-wide kernels)
-    const int64_t ncols = g.OH * Wp;
-    const std::vector<int64_t> off = shifted_offsets(g, Hp, Wp);
-    for_units(usable_threads(g), g.N * g.G, [&](int64_t u, bool coop) {
-      const int64_t gi = u % g.G, n = u / g.G;
-      const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
-      T* yg = y + (n * g.O + gi * g.Og) * g.P;
-      const T* src = xg;
-      if (copy_in) {
-        T* pad = scratch<T>(kSource, g.Cg * Hp * Wp + extra);
-        pad_image(g, xg, Hp, Wp, extra, pad, coop);
-        src = pad;
-      }
-      T* out = direct_out ? yg : scratch<T>(kOutput, g.Og * ncols);
-      const T* bg = bias ? bias + gi * g.Og : nullptr;
-      split_range(ncols, tile, coop, [&](int64_t j0, int64_t j1) {
-        mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, src + j0, off.data(), j1 - j0,
-                          bg, out + j0, ncols);
-      });
-      if (!direct_out) {
+  const Phases ph(g);
+  const std::vector<int64_t> off = ph.offsets(g);
+  // Without padding or stride the input already is the (single-phase) source.
+  const bool copy_in = g.sh > 1 || g.sw > 1 || g.ph > 0 || g.pw > 0 || ph.slack > 0;
+  // When output rows are whole (or half) vectors the GEMM writes y directly, skipping the
+  // Wq - OW columns between rows; otherwise it computes all OH*Wq columns and the extra ones
+  // are dropped when copying out.
+  const bool single_row = ph.Wq == g.OW;
+  const bool direct = single_row || g.OW % vec == 0 || 2 * g.OW == vec;
+  const int64_t ncols = direct ? g.P : g.OH * ph.Wq;
+  const mk::ColumnRows layout =
+      direct && !single_row ? mk::ColumnRows{g.OW, ph.Wq, g.OW} : mk::ColumnRows{ncols, 0, 0};
+  for_units(usable_threads(g), g.N * g.G, [&](int64_t u, bool coop) {
+    const int64_t gi = u % g.G, n = u / g.G;
+    const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
+    const T* src = xg;
+    if (copy_in) {
+      T* buf = scratch<T>(kSource, ph.size(g));
+      split_phases(g, ph, xg, buf, coop);
+      src = buf;
+    }
+    T* yg = y + (n * g.O + gi * g.Og) * g.P;
+    T* out = direct ? yg : scratch<T>(kOutput, g.Og * ncols);
+    const T* bg = bias ? bias + gi * g.Og : nullptr;
+    split_range(ncols, tile, coop, [&](int64_t j0, int64_t j1) {
+      mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, src, off.data(), out, ncols, bg,
+                        j0, j1, layout);
+    });
+    if (!direct) {
 #pragma omp parallel for schedule(static) if (coop)
-        for (int64_t o = 0; o < g.Og; ++o)
-          for (int64_t oh = 0; oh < g.OH; ++oh)
-            std::memcpy(yg + o * g.P + oh * g.OW, out + o * ncols + oh * Wp, sizeof(T) * g.OW);
-      }
-    });
-    return;
-  }
-
-  const int64_t chunk_rows = rows_per_chunk(g, sizeof(T));
-  const int64_t chunks = (g.OH + chunk_rows - 1) / chunk_rows;
-  // Row offsets of the im2col matrix for a full chunk and for the (possibly shorter) last one.
-  std::vector<int64_t> offsets[2];
-  for (int last = 0; last < 2; ++last) {
-    const int64_t len = (last ? g.OH - (chunks - 1) * chunk_rows : chunk_rows) * g.OW;
-    for (int64_t k = 0; k < g.K; ++k) offsets[last].push_back(k * len);
-  }
-  for_units(usable_threads(g), g.N * g.G * chunks, [&](int64_t u, bool coop) {
-    const int64_t ch = u % chunks, gi = (u / chunks) % g.G, n = u / (chunks * g.G);
-    const int64_t oh0 = ch * chunk_rows, oh1 = std::min(g.OH, oh0 + chunk_rows);
-    const int64_t len = (oh1 - oh0) * g.OW;
-    T* col = scratch<T>(kSource, g.K * len);
-    im2col(g, x + (n * g.C + gi * g.Cg) * g.H * g.W, oh0, oh1, col, coop);
-    const std::vector<int64_t>& off = offsets[ch == chunks - 1 ? 1 : 0];
-    T* yg = y + (n * g.O + gi * g.Og) * g.P + oh0 * g.OW;
-    split_range(len, tile, coop, [&](int64_t j0, int64_t j1) {
-      mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, col + j0, off.data(), j1 - j0,
-                        bias ? bias + gi * g.Og : nullptr, yg + j0, g.P);
-    });
+      for (int64_t o = 0; o < g.Og; ++o)
+        for (int64_t oh = 0; oh < g.OH; ++oh)
+          for (int64_t ow = 0; ow < g.OW; ++ow)
+            yg[o * g.P + oh * g.OW + ow] = out[(o * g.OH + oh) * ph.Wq + ow];
+    }
   });
 }
 
 // ---- data gradient ---------------------------------------------------------------------------
+
+// The adjoint of im2col: dx ([Cg, H, W]) = the sum of the columns. Accumulated in the phase
+// layout of the forward source, where every tap's column is a contiguous run and the padding
+// absorbs out-of-image terms, then merged into dx. Channels are independent, which makes the
+// channel loop safe to split across threads.
+template <class T>
+void col2im(const Geom& g, const Phases& ph, const std::vector<int64_t>& off, const T* col,
+            T* buf, T* dx, bool cooperative) {
+  const int64_t Hq = ph.Hq, Wq = ph.Wq, plane = Hq * Wq;
+#pragma omp parallel for schedule(static) if (cooperative)
+  for (int64_t c = 0; c < g.Cg; ++c) {
+    if (g.KH == 1 && g.KW == 1) {  // one tap: a strided copy into zeros is all it takes
+      T* dxc = dx + c * g.H * g.W;
+      const T* s = col + c * g.P;
+      const int64_t lo = g.ow_lo(0), hi = g.ow_hi(0);
+      std::fill(dxc, dxc + g.H * g.W, T(0));
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const int64_t ih = oh * g.sh - g.ph;
+        if (ih < 0 || ih >= g.H) continue;
+        T* xr = dxc + ih * g.W - g.pw;
+        for (int64_t ow = lo; ow < hi; ++ow) xr[ow * g.sw] = s[oh * g.OW + ow];
+      }
+      continue;
+    }
+    for (int64_t p = 0; p < g.sh * g.sw; ++p) {
+      T* d = buf + (p * g.Cg + c) * plane;
+      std::fill(d, d + plane, T(0));
+    }
+    for (int64_t t = 0; t < g.KH * g.KW; ++t) {
+      const int64_t k = c * g.KH * g.KW + t;
+      T* d = buf + off[k];
+      const T* s = col + k * g.P;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) d[oh * Wq + ow] += s[oh * g.OW + ow];
+    }
+    T* row = scratch<T>(kGradT, g.sw * Wq);  // one padded row, phases merged
+    for (int64_t ih = 0; ih < g.H; ++ih) {
+      const int64_t a = (ih + g.ph) % g.sh, i = (ih + g.ph) / g.sh;
+      const T* src = buf + ((a * g.sw * g.Cg) + c) * plane + i * Wq;  // phase (a, 0)
+      T* out = dx + (c * g.H + ih) * g.W;
+      if (g.sw == 1) {
+        for (int64_t iw = 0; iw < g.W; ++iw) out[iw] = src[iw + g.pw];
+        continue;
+      }
+      if (g.sw == 2) {
+        mk::interleave2(src, src + g.Cg * plane, Wq, row);
+      } else {
+        for (int64_t b = 0; b < g.sw; ++b)
+          for (int64_t j = 0; j < Wq; ++j) row[j * g.sw + b] = src[b * g.Cg * plane + j];
+      }
+      for (int64_t iw = 0; iw < g.W; ++iw) out[iw] = row[iw + g.pw];
+    }
+  }
+}
+
 
 template <class T>
 void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
@@ -302,17 +331,19 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
     mk::pack_a(w + gi * g.Og * g.K, int64_t{1}, g.K, g.K, g.Og, packed.data() + gi * psize);
   std::vector<int64_t> off(static_cast<size_t>(g.Og));
   for (int64_t o = 0; o < g.Og; ++o) off[o] = o * g.P;
-  const int64_t tile = mk::gemm_tile_cols<T>();
+  const int64_t tile = 3 * mk::gemm_vec_cols<T>();
+  const Phases ph(g);
+  const std::vector<int64_t> phase_off = ph.offsets(g);
   for_units(usable_threads(g), g.N * g.G, [&](int64_t u, bool coop) {
     const int64_t gi = u % g.G, n = u / g.G;
     const T* dyg = dy + (n * g.O + gi * g.Og) * g.P;
     T* dxg = dx + (n * g.C + gi * g.Cg) * g.H * g.W;
     T* col = g.pointwise() ? dxg : scratch<T>(kOutput, g.K * g.P);
     split_range(g.P, tile, coop, [&](int64_t j0, int64_t j1) {
-      mk::gemm_packed_a(packed.data() + gi * psize, g.K, g.Og, dyg + j0, off.data(), j1 - j0,
-                        static_cast<const T*>(nullptr), col + j0, g.P);
+      mk::gemm_packed_a(packed.data() + gi * psize, g.K, g.Og, dyg, off.data(), col, g.P,
+                        static_cast<const T*>(nullptr), j0, j1, mk::ColumnRows{g.P, 0, 0});
     });
-    if (!g.pointwise()) col2im(g, col, dxg, coop);
+    if (!g.pointwise()) col2im(g, ph, phase_off, col, scratch<T>(kSource, ph.size(g)), dxg, coop);
   });
 }
 
@@ -337,17 +368,19 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
     const T* src = xg;
     if (copy_in) {
       T* pad = scratch<T>(kSource, g.Cg * Hp * Wp);
-      pad_image(g, xg, Hp, Wp, 0, pad, coop);
+      pad_image(g, xg, Hp, Wp, pad, coop);
       src = pad;
     }
     // dy_g [Og, P] transposed to [P, ldg], zero beyond Og, so o runs along vectors.
     T* gt = scratch<T>(kGradT, g.P * ldg);
+    const int64_t pchunk = (g.P + 3) / 4;
 #pragma omp parallel for schedule(static) if (coop)
-    for (int64_t p0 = 0; p0 < g.P; p0 += 64) {
-      const int64_t p1 = std::min(g.P, p0 + 64);
-      for (int64_t p = p0; p < p1; ++p) std::fill(gt + p * ldg + g.Og, gt + (p + 1) * ldg, T(0));
-      for (int64_t o = 0; o < g.Og; ++o)
-        for (int64_t p = p0; p < p1; ++p) gt[p * ldg + o] = dyg[o * g.P + p];
+    for (int64_t p0 = 0; p0 < g.P; p0 += pchunk) {
+      const int64_t p1 = std::min(g.P, p0 + pchunk);
+      mk::transpose(dyg + p0, g.Og, p1 - p0, g.P, gt + p0 * ldg, ldg);
+      if (ldg > g.Og) {
+        for (int64_t p = p0; p < p1; ++p) std::fill(gt + p * ldg + g.Og, gt + (p + 1) * ldg, T(0));
+      }
     }
     split_range(g.K, tile_rows, coop, [&](int64_t k0, int64_t k1) {
       mk::wgrad_accumulate(src, off.data(), k0, k1, taps, g.dw, g.OH, g.sh * Wp, g.sw, g.OW, gt,

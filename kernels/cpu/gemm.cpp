@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -141,21 +142,46 @@ inline void store(T* p, const Vec<T>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+template <class T>
+struct HalfVecOf {
+  typedef T type __attribute__((vector_size(kVecBytes / 2)));
+};
+template <class T, size_t... I>
+inline Vec<T> concat(const typename HalfVecOf<T>::type& lo, const typename HalfVecOf<T>::type& hi,
+                     std::index_sequence<I...>) {
+  return __builtin_shufflevector(lo, hi, static_cast<int>(I)...);
+}
+
 // One MR x (NV vectors) tile of C over the full depth k: A values broadcast from the packed
-// panel, B rows loaded as vectors. kOffsets: row kk of B at b + off[kk], else at b + kk*ldb.
-template <class T, int MR, int NV, bool kOffsets>
+// panel, B rows loaded as vectors. Vector v of the tile reads B row kk at b + off[kk] + bcol[v]
+// (or b + kk*ldb + bcol[v] without offsets) and is stored at c + ccol[v]. With kSplit, the upper
+// half of vector v is read from bcol2[v] instead (a vector spanning two short rows).
+template <class T, int MR, int NV, bool kOffsets, bool kSplit = false>
 void gemm_tile(int64_t k, const T* ap, const T* b, const int64_t* off, int64_t ldb,
-               const T* bias, T* c, int64_t ldc, int64_t mvalid) {
+               const int64_t* bcol, const int64_t* bcol2, const T* bias, T* c, int64_t ldc,
+               const int64_t* ccol, int64_t mvalid) {
   constexpr int L = kLanes<T>;
+  using Half = typename HalfVecOf<T>::type;
   Vec<T> acc[MR][NV];
   for (int m = 0; m < MR; ++m) {
     const T b0 = (bias && m < mvalid) ? bias[m] : T(0);
     for (int v = 0; v < NV; ++v) acc[m][v] = Vec<T>{} + b0;
   }
+  int64_t bc[NV], bc2[NV];
+  for (int v = 0; v < NV; ++v) bc[v] = bcol[v], bc2[v] = kSplit ? bcol2[v] : 0;
   for (int64_t kk = 0; kk < k; ++kk) {
     const T* bk = b + (kOffsets ? off[kk] : kk * ldb);
     Vec<T> bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load(bk + v * L);
+    for (int v = 0; v < NV; ++v) {
+      if constexpr (kSplit) {
+        Half lo, hi;
+        std::memcpy(&lo, bk + bc[v], sizeof lo);
+        std::memcpy(&hi, bk + bc2[v], sizeof hi);
+        bv[v] = concat<T>(lo, hi, std::make_index_sequence<L>{});
+      } else {
+        bv[v] = load(bk + bc[v]);
+      }
+    }
     const T* a = ap + kk * MR;
     for (int m = 0; m < MR; ++m) {
       const T am = a[m];
@@ -164,7 +190,7 @@ void gemm_tile(int64_t k, const T* ap, const T* b, const int64_t* off, int64_t l
   }
   for (int m = 0; m < MR; ++m) {
     if (m >= mvalid) break;
-    for (int v = 0; v < NV; ++v) store(c + m * ldc + v * L, acc[m][v]);
+    for (int v = 0; v < NV; ++v) store(c + m * ldc + ccol[v], acc[m][v]);
   }
 }
 
@@ -238,7 +264,71 @@ void wgrad_run(const T* a, const int64_t* off, int64_t k_begin, int64_t k_end, i
   }
 }
 
+// In-register transpose of an L x L block: log2(L) stages, the stage at distance D swapping
+// the off-diagonal D x D sub-blocks of every 2D x 2D block.
+template <int L, int D, bool kHigh>
+constexpr int transpose_lane(int j) {
+  return kHigh ? ((j & D) == 0 ? j + D : j + L) : ((j & D) == 0 ? j : j - D + L);
+}
+template <class V, int L, int D, bool kHigh, size_t... J>
+inline V transpose_shuffle(const V& a, const V& b, std::index_sequence<J...>) {
+  return __builtin_shufflevector(a, b, transpose_lane<L, D, kHigh>(static_cast<int>(J))...);
+}
+template <class V, int L, int D>
+inline void transpose_stage(V* r) {
+  if constexpr (D >= 1) {
+    for (int i = 0; i < L; ++i) {
+      if ((i & D) != 0) continue;
+      const V lo = transpose_shuffle<V, L, D, false>(r[i], r[i + D], std::make_index_sequence<L>{});
+      const V hi = transpose_shuffle<V, L, D, true>(r[i], r[i + D], std::make_index_sequence<L>{});
+      r[i] = lo;
+      r[i + D] = hi;
+    }
+    transpose_stage<V, L, D / 2>(r);
+  }
+}
+
+// e0 o0 e1 o1 ... from the lower halves of (e, o), or from the upper halves.
+template <int L, bool kHigh>
+constexpr int interleave_lane(int j) {
+  return (j % 2 == 0 ? 0 : L) + (kHigh ? L / 2 : 0) + j / 2;
+}
+template <class V, int L, bool kHigh, size_t... J>
+inline V interleave_shuffle(const V& a, const V& b, std::index_sequence<J...>) {
+  return __builtin_shufflevector(a, b, interleave_lane<L, kHigh>(static_cast<int>(J))...);
+}
+
 }  // namespace
+
+template <class T>
+void transpose(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, int64_t ldd) {
+  constexpr int L = kLanes<T>;
+  const int64_t rb = rows / L * L, cb = cols / L * L;
+  for (int64_t i = 0; i < rb; i += L) {
+    for (int64_t j = 0; j < cb; j += L) {
+      Vec<T> r[L];
+      for (int k = 0; k < L; ++k) r[k] = load(src + (i + k) * lds + j);
+      transpose_stage<Vec<T>, L, L / 2>(r);
+      for (int k = 0; k < L; ++k) store(dst + (j + k) * ldd + i, r[k]);
+    }
+  }
+  for (int64_t i = 0; i < rows; ++i) {  // the ragged edges
+    for (int64_t j = i < rb ? cb : 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
+  }
+}
+
+template <class T>
+void interleave2(const T* even, const T* odd, int64_t n, T* dst) {
+  constexpr int L = kLanes<T>;
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    const Vec<T> e = load(even + j), o = load(odd + j);
+    store(dst + 2 * j, interleave_shuffle<Vec<T>, L, false>(e, o, std::make_index_sequence<L>{}));
+    store(dst + 2 * j + L,
+          interleave_shuffle<Vec<T>, L, true>(e, o, std::make_index_sequence<L>{}));
+  }
+  for (; j < n; ++j) dst[2 * j] = even[j], dst[2 * j + 1] = odd[j];
+}
 
 template <class T>
 int64_t packed_a_size(int64_t m, int64_t k) {
@@ -258,42 +348,63 @@ void pack_a(const T* a, int64_t rs, int64_t cs, int64_t m, int64_t k, T* packed)
 }
 
 template <class T>
-int64_t gemm_tile_cols() {
-  return kGemmVecs * kLanes<T>;
+int64_t gemm_vec_cols() {
+  return kLanes<T>;
 }
 
 template <class T>
-void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int64_t* off,
-                   int64_t n, const T* bias, T* c, int64_t ldc) {
+void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int64_t* off, T* c,
+                   int64_t ldc, const T* bias, int64_t j_begin, int64_t j_end, ColumnRows rows) {
   constexpr int MR = kGemmRows, L = kLanes<T>;
+  auto b_col = [&](int64_t j) { return j / rows.row_len * rows.b_stride + j % rows.row_len; };
+  auto c_col = [&](int64_t j) { return j / rows.row_len * rows.c_stride + j % rows.row_len; };
+  // Rows of half a vector: each vector covers two rows, its halves loaded separately.
+  const bool split = rows.row_len * 2 == L && rows.b_stride != rows.row_len;
   auto tiles = [&](auto nv_tag, int64_t j) {
     constexpr int NV = decltype(nv_tag)::value;
+    int64_t bcol[NV], bcol2[NV], ccol[NV];
+    for (int v = 0; v < NV; ++v) {
+      bcol[v] = b_col(j + v * L), bcol2[v] = b_col(j + v * L + L / 2), ccol[v] = c_col(j + v * L);
+    }
     for (int64_t i = 0; i < m; i += MR) {
-      gemm_tile<T, MR, NV, true>(k, packed + i * k, b + j, off, 0, bias ? bias + i : nullptr,
-                                 c + i * ldc + j, ldc, std::min<int64_t>(MR, m - i));
+      const T* bi = bias ? bias + i : nullptr;
+      const int64_t mv = std::min<int64_t>(MR, m - i);
+      if (split) {
+        gemm_tile<T, MR, NV, true, true>(k, packed + i * k, b, off, 0, bcol, bcol2, bi,
+                                         c + i * ldc, ldc, ccol, mv);
+      } else {
+        gemm_tile<T, MR, NV, true>(k, packed + i * k, b, off, 0, bcol, nullptr, bi, c + i * ldc,
+                                   ldc, ccol, mv);
+      }
     }
   };
   // Whole vectors in tiles of 3, ending on 2+2 or 2 rather than a lone, load-bound 1.
-  int64_t threes = n / L / kGemmVecs, rem = n / L % kGemmVecs, j = 0;
+  const int64_t nvec = (j_end - j_begin) / L;
+  int64_t threes = nvec / kGemmVecs, rem = nvec % kGemmVecs, j = j_begin;
   if (rem == 1 && threes > 0) --threes, rem = 4;
-  for (int64_t t = 0; t < threes; ++t, j += kGemmVecs * L) tiles(std::integral_constant<int, kGemmVecs>{}, j);
+  for (int64_t t = 0; t < threes; ++t, j += kGemmVecs * L) {
+    tiles(std::integral_constant<int, kGemmVecs>{}, j);
+  }
   for (; rem >= 2; rem -= 2, j += 2 * L) tiles(std::integral_constant<int, 2>{}, j);
   if (rem == 1) tiles(std::integral_constant<int, 1>{}, j), j += L;
-  if (j == n) return;
-  // The last partial vector: copy those columns of B into a zero-padded panel and compute a
-  // whole vector into a buffer, so nothing reads past column n.
-  const int64_t rest = n - j;
+  if (j == j_end) return;
+  // The last partial vector (single-row layouts only): copy those columns of B into a
+  // zero-padded panel and compute a whole vector into a buffer, so nothing reads past j_end.
+  const int64_t rest = j_end - j;
   T* tb = tail_buffer<T>(static_cast<size_t>(k * L + MR * L));
   T* tc = tb + k * L;
   for (int64_t kk = 0; kk < k; ++kk) {
-    std::memcpy(tb + kk * L, b + off[kk] + j, sizeof(T) * rest);
+    std::memcpy(tb + kk * L, b + off[kk] + b_col(j), sizeof(T) * rest);
     std::fill(tb + kk * L + rest, tb + (kk + 1) * L, T(0));
   }
+  const int64_t zero = 0;
   for (int64_t i = 0; i < m; i += MR) {
     const int64_t mv = std::min<int64_t>(MR, m - i);
-    gemm_tile<T, MR, 1, false>(k, packed + i * k, tb, nullptr, L, bias ? bias + i : nullptr, tc,
-                               L, mv);
-    for (int64_t r = 0; r < mv; ++r) std::memcpy(c + (i + r) * ldc + j, tc + r * L, sizeof(T) * rest);
+    gemm_tile<T, MR, 1, false>(k, packed + i * k, tb, nullptr, L, &zero, nullptr,
+                               bias ? bias + i : nullptr, tc, L, &zero, mv);
+    for (int64_t r = 0; r < mv; ++r) {
+      std::memcpy(c + (i + r) * ldc + c_col(j), tc + r * L, sizeof(T) * rest);
+    }
   }
 }
 
@@ -343,14 +454,16 @@ void wgrad_accumulate(const T* a, const int64_t* off, int64_t k_begin, int64_t k
 #define TRANQ_INSTANTIATE_CONV_GEMM(T)                                                          \
   template int64_t packed_a_size<T>(int64_t, int64_t);                                        \
   template void pack_a<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                  \
-  template int64_t gemm_tile_cols<T>();                                                       \
-  template void gemm_packed_a<T>(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t, \
-                                 const T*, T*, int64_t);                                      \
+  template int64_t gemm_vec_cols<T>();                                                        \
+  template void gemm_packed_a<T>(const T*, int64_t, int64_t, const T*, const int64_t*, T*,    \
+                                 int64_t, const T*, int64_t, int64_t, ColumnRows);            \
   template int64_t wgrad_ld<T>(int64_t);                                                      \
   template int64_t wgrad_tile_rows<T>(int, int64_t);                                          \
   template int64_t wgrad_rows<T>(int64_t, int, int64_t);                                      \
   template void wgrad_accumulate<T>(const T*, const int64_t*, int64_t, int64_t, int, int64_t,  \
-                                    int64_t, int64_t, int64_t, int64_t, const T*, int64_t, T*);
+                                    int64_t, int64_t, int64_t, int64_t, const T*, int64_t, T*); \
+  template void transpose<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t);        \
+  template void interleave2<T>(const T*, const T*, int64_t, T*);
 TRANQ_INSTANTIATE_CONV_GEMM(float)
 TRANQ_INSTANTIATE_CONV_GEMM(double)
 #undef TRANQ_INSTANTIATE_CONV_GEMM

@@ -1,0 +1,43 @@
+#pragma once
+// metrics.jsonl: one JSON object per logged step and per epoch, appended one whole line per
+// write (a kill leaves at most a torn last line, which resume drops).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "quant/qat_controller.h"
+
+namespace tranq::app {
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+  void write(const nlohmann::json& j);
+
+ private:
+  std::FILE* f_;
+};
+
+// Averages each quantized layer's transition statistics over the steps since the last log
+// line and renders the `layers` object of a step line (plus the global values).
+class TransitionWindow {
+ public:
+  void add(const quant::QatController& qat);
+  // Adds "tr", "tr_ema", "target_tr", "talr", "osc", "near" and "layers" to j, then resets.
+  void flush_into(nlohmann::json& j, const quant::QatController& qat, int64_t step);
+
+ private:
+  struct Sums {
+    double tr = 0, osc = 0, near = 0;
+  };
+  std::vector<Sums> layers_;
+  Sums total_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace tranq::app

@@ -1,0 +1,176 @@
+#include "apps/run_setup.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/safetensors.h"
+#include "models/registry.h"
+#include "optim/trs.h"
+#include "quant/transform.h"
+
+namespace tranq::app {
+
+namespace {
+
+quant::QuantizeOptions quantize_options(const nlohmann::json& m) {
+  quant::QuantizeOptions q;
+  q.spec.weight_bits = m.at("weight_bits");
+  q.spec.act_bits = m.at("act_bits");
+  q.spec.per_channel = m.at("per_channel");
+  q.spec.learn_weight_scale = m.at("learn_weight_scale");
+  q.spec.lsq_grad_scale = m.at("lsq_grad_scale");
+  q.spec.scale_init = quant::parse_scale_init(m.at("scale_init"));
+  q.first_last_bits = m.at("first_last_bits");
+  return q;
+}
+
+void load_initial_weights(Module& model, const TrainConfig& cfg) {
+  if (cfg.init_from.empty()) return;
+  try {
+    LoadReport r = model.load_state_dict(load_safetensors(cfg.init_from).tensors, cfg.strict);
+    if (!r.ok()) fmt::print(stderr, "note: {} loaded with --strict false: {}\n", cfg.init_from, r.str());
+  } catch (const ValueError& e) {
+    TRANQ_THROW(ValueError, "{}: {} (use --strict false to allow a different classifier head)",
+                cfg.init_from, e.what());
+  }
+}
+
+}  // namespace
+
+RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_classes,
+                   int64_t total_steps) {
+  RunSetup run;
+  run.model = create_model(cfg.model, in_channels, num_classes, cfg.seed);
+  load_initial_weights(*run.model, cfg);
+  const bool trs = is_trs_optimizer(cfg.optimizer);
+  TRANQ_CHECK(cfg.weight_bits > 0 || !trs,
+              "--optimizer {} schedules transition rates of quantized weights: give --wbits", cfg.optimizer);
+
+  std::vector<optim::ParamGroup> groups;
+  auto group = [&](double lr, double momentum, double wd) {
+    optim::ParamGroup g;
+    g.lr = g.base_lr = lr;
+    g.momentum = momentum;
+    g.nesterov = cfg.nesterov && momentum > 0;
+    g.weight_decay = wd;
+    return g;
+  };
+  std::vector<size_t> layer_groups;
+  std::vector<std::pair<std::string, quant::QuantizedLayer*>> layers;
+  if (cfg.weight_bits > 0) {
+    run.quant_meta = {{"weight_bits", cfg.weight_bits},
+                      {"act_bits", cfg.act_bits > 0 ? cfg.act_bits : cfg.weight_bits},
+                      {"per_channel", cfg.per_channel},
+                      {"learn_weight_scale", !trs},  // frozen under TRS (method page)
+                      {"lsq_grad_scale", cfg.lsq_grad_scale},
+                      {"scale_init", cfg.scale_init},
+                      {"first_last_bits", cfg.first_last_bits}};
+    quant::quantize_model(*run.model, quantize_options(run.quant_meta));
+    layers = quant::quantized_layers(*run.model);
+    // One group per quantized weight, so TRS can give each layer its own TALR.
+    for (auto& [name, q] : layers) {
+      optim::ParamGroup g = group(cfg.lr, cfg.momentum, cfg.weight_decay);
+      g.names = {name + ".weight"};
+      g.params = {q->weight()};
+      layer_groups.push_back(groups.size());
+      groups.push_back(g);
+    }
+  }
+  // Quantizer scales: own LR, no momentum, no weight decay. Everything else: the base recipe.
+  optim::ParamGroup scales = group(cfg.scale_lr, 0.0, 0.0), rest = group(cfg.lr, cfg.momentum, cfg.weight_decay);
+  for (auto& [n, t] : run.model->named_parameters()) {
+    bool in_layer_group = false;
+    for (size_t i = 0; i < layers.size(); ++i) in_layer_group |= groups[layer_groups[i]].names[0] == n;
+    if (in_layer_group) continue;
+    const bool is_scale = n.size() > 6 && n.compare(n.size() - 6, 6, "_scale") == 0;
+    optim::ParamGroup& g = is_scale ? scales : rest;
+    g.names.push_back(n);
+    g.params.push_back(t);
+  }
+  groups.push_back(rest);
+  if (!scales.params.empty()) groups.push_back(scales);
+  run.opt = optim::make_optimizer(base_optimizer(cfg.optimizer), std::move(groups));
+
+  if (cfg.weight_bits > 0) {
+    std::unique_ptr<optim::TrsController> controller;
+    if (trs) {
+      optim::TrsOptions o;
+      o.target_tr = cfg.target_tr;
+      o.tr_factor = cfg.tr_factor;
+      o.weight_bits = cfg.weight_bits;
+      o.schedule.name = cfg.target_tr_schedule;
+      o.schedule.total_steps = total_steps;
+      o.schedule.step_size = std::max<int64_t>(1, total_steps / 3);
+      o.schedule.milestones = {total_steps / 2, total_steps * 3 / 4};
+      o.rule = optim::parse_talr_rule(cfg.talr_rule);
+      o.talr_init = cfg.talr_init > 0 ? cfg.talr_init : cfg.lr;
+      o.talr_gain = cfg.talr_gain;
+      o.momentum = cfg.tr_momentum;
+      std::vector<std::string> names;
+      for (auto& [n, q] : layers) names.push_back(n);
+      controller = std::make_unique<optim::TrsController>(o, names);
+    }
+    run.qat = std::make_unique<quant::QatController>(layers, layer_groups, std::move(controller));
+  }
+  return run;
+}
+
+std::shared_ptr<Module> model_for_weights(const std::string& model, int64_t in_channels,
+                                          int64_t num_classes,
+                                          const std::map<std::string, std::string>& metadata) {
+  auto m = create_model(model, in_channels, num_classes, 0);
+  auto it = metadata.find(kQuantMetaKey);
+  if (it != metadata.end()) {
+    auto j = nlohmann::json::parse(it->second, nullptr, false);
+    TRANQ_CHECK_AS(FormatError, !j.is_discarded(), "corrupt '{}' metadata", kQuantMetaKey);
+    quant::quantize_model(*m, quantize_options(j));
+  }
+  return m;
+}
+
+}  // namespace tranq::app
+
+namespace tranq::app {
+
+void load_weights(Module& model, const SafetensorsContent& content, const std::string& path) {
+  const bool integer = content.metadata.count(kIntegerMetaKey) > 0;
+  try {
+    LoadReport r = model.load_state_dict(content.tensors, !integer);
+    if (integer) {
+      // Only the latent weights and their previous codes may be absent.
+      std::set<std::string> allowed;
+      for (auto& [name, q] : quant::quantized_layers(model)) {
+        allowed.insert(name + ".weight");
+        allowed.insert(name + ".weight_prev_codes");
+      }
+      for (const auto& m : r.missing)
+        TRANQ_CHECK(allowed.count(m), "integer model lacks '{}'", m);
+      TRANQ_CHECK(r.unexpected.empty(), "unexpected tensors: {}", r.str());
+      for (auto& [name, q] : quant::quantized_layers(model)) q->set_integer_mode(true);
+    }
+  } catch (const ValueError& e) {
+    TRANQ_THROW(ValueError, "{}: {} (is --model right?)", path, e.what());
+  }
+}
+
+SafetensorsContent export_integer_model(Module& model, const std::map<std::string, std::string>& metadata) {
+  TRANQ_CHECK(metadata.count(kQuantMetaKey), "the weights were not written by a QAT run (no '{}' metadata)",
+              kQuantMetaKey);
+  std::map<std::string, Tensor> codes;
+  std::set<std::string> skip;
+  for (auto& [name, q] : quant::quantized_layers(model)) {
+    codes[name + ".weight_codes"] = q->compute_codes();
+    skip.insert(name + ".weight");
+    skip.insert(name + ".weight_prev_codes");
+  }
+  SafetensorsContent out;
+  for (auto& [n, t] : model.state_dict()) {
+    if (skip.count(n)) continue;
+    auto c = codes.find(n);
+    out.tensors.emplace_back(n, c == codes.end() ? t : c->second);
+  }
+  out.metadata = {{kQuantMetaKey, metadata.at(kQuantMetaKey)}, {kIntegerMetaKey, "1"}};
+  return out;
+}
+
+}  // namespace tranq::app

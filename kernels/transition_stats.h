@@ -1,0 +1,50 @@
+#pragma once
+// Weight transition statistics for transition-rate scheduling (docs/qat-design.md): one fused
+// pass over a quantized layer's latent weights after each optimizer step compares every
+// weight's integer code with its code at the previous count, spots oscillations (a change
+// back to the code held before the most recent transition) and counts the weights that sit
+// close to a transition point. Codes use the quantizer of kernels/quant_math.h exactly, so
+// they equal the codes fake_quantize_forward emits for the same weights and scale.
+//
+// Arguments: w contiguous f32/f64; scale as in kernels/quantize.h ([1] or [w.size(0)], w's
+// dtype, |s| used); codes and prev_codes contiguous i8 buffers with w.numel() elements (any
+// shape), updated in place; r must fit int8 (every weight range does); near_fraction in
+// [0, 0.5], in units of one quantizer step.
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/quant_math.h"
+
+namespace tranq::kernels {
+
+struct TransitionCounts {
+  int64_t numel = 0, changed = 0, oscillated = 0, near = 0;
+};
+
+// First count: codes = code(w), prev_codes = codes. Reports changed = oscillated = 0 and the
+// near count.
+TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction = 0.1);
+
+// Per weight i: c = code(w_i); if c != codes_i { ++changed; if c == prev_codes_i ++oscillated;
+// prev_codes_i = codes_i; codes_i = c; }  near += distance(t_i, transition point) < near_fraction.
+TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction = 0.1);
+
+// Shared argument checks for the backends.
+void check_transition_args(const char* op, const Tensor& w, const Tensor& scale,
+                           const QuantRange& r, const Tensor& codes, const Tensor& prev_codes,
+                           double near_fraction);
+
+namespace cpu {
+TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction);
+TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction);
+}  // namespace cpu
+
+}  // namespace tranq::kernels

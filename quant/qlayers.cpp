@@ -1,0 +1,134 @@
+#include "quant/qlayers.h"
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "kernels/quantize.h"
+#include "quant/fake_quantize.h"
+
+namespace tranq::quant {
+
+ScaleInit parse_scale_init(const std::string& s) {
+  if (s == "3std") return ScaleInit::three_std;
+  if (s == "lsq") return ScaleInit::lsq;
+  TRANQ_THROW(ValueError, "unknown scale initialisation '{}'; expected 3std or lsq", s);
+}
+
+namespace {
+
+// Statistics in double over a contiguous f32/f64 tensor (or one row of it).
+struct Moments {
+  double mean_abs = 0, std = 0;
+};
+
+template <class T>
+Moments moments(const T* p, int64_t n) {
+  double s = 0, sa = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    s += p[i];
+    sa += std::fabs(static_cast<double>(p[i]));
+  }
+  const double mean = s / static_cast<double>(n);
+  double v = 0;
+  for (int64_t i = 0; i < n; ++i) v += (p[i] - mean) * (p[i] - mean);
+  // Unbiased, as torch.std.
+  return {sa / static_cast<double>(n), std::sqrt(v / static_cast<double>(std::max<int64_t>(n - 1, 1)))};
+}
+
+Moments moments_of(const Tensor& t_in, int64_t row, int64_t rows) {
+  Tensor t = t_in.contiguous();
+  const int64_t per = t.numel() / rows;
+  if (t.dtype() == DType::f64) return moments(t.data<double>() + row * per, per);
+  return moments(t.data<float>() + row * per, per);
+}
+
+// The scale that puts the clip range where the chosen rule says.
+double scale_from(const Moments& m, const kernels::QuantRange& r, ScaleInit init, bool activation) {
+  double s;
+  if (init == ScaleInit::lsq) {
+    const double qp = r.binary_sign ? 1.0 : static_cast<double>(r.hi);
+    s = r.g * 2.0 * m.mean_abs / std::sqrt(qp);
+  } else {
+    s = activation ? 3.0 * m.std / std::sqrt(1.0 - 2.0 / M_PI) : 3.0 * m.std;
+  }
+  return s > 0 ? s : 1e-8;  // an all-zero tensor still needs a usable scale
+}
+
+}  // namespace
+
+QuantizedLayer::QuantizedLayer(Tensor weight, Tensor bias, const QuantSpec& spec)
+    : spec_(spec), weight_(weight), bias_(bias) {
+  weight_range();  // validates the bit width
+  if (spec.act_bits != 0) act_range();
+  register_parameter("weight", weight_);
+  if (bias_.defined()) register_parameter("bias", bias_);
+  const int64_t n_scales = spec.per_channel ? weight.size(0) : 1;
+  Tensor ws = Tensor::ones({n_scales}, weight.dtype(), weight.device());
+  weight_scale_ = spec.learn_weight_scale ? register_parameter("weight_scale", ws)
+                                          : register_buffer("weight_scale", ws);
+  if (spec.act_bits != 0)
+    act_scale_ = register_parameter("act_scale", Tensor::ones({1}, weight.dtype(), weight.device()));
+  codes_ = register_buffer("weight_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
+  prev_codes_ =
+      register_buffer("weight_prev_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
+  init_weight_scale();
+}
+
+kernels::QuantRange QuantizedLayer::weight_range() const { return kernels::weight_range(spec_.weight_bits); }
+kernels::QuantRange QuantizedLayer::act_range() const { return kernels::activation_range(spec_.act_bits); }
+
+void QuantizedLayer::init_weight_scale() {
+  const int64_t rows = weight_scale_.numel();
+  std::vector<double> s(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r)
+    s[r] = scale_from(moments_of(weight_.to(Device::cpu()), r, rows), weight_range(), spec_.scale_init,
+                      false);
+  weight_scale_.copy_(Tensor::from_vector(s, {rows}).to(weight_scale_.dtype()).to(weight_scale_.device()));
+}
+
+Tensor QuantizedLayer::quantized_input(const Tensor& x) {
+  if (spec_.act_bits == 0) return x;
+  if (calibrating_) {
+    const double s = scale_from(moments_of(x.detach().to(Device::cpu()), 0, 1), act_range(),
+                                spec_.scale_init, true);
+    act_scale_.fill_(s);
+  }
+  return fake_quantize(x, act_scale_, act_range(), spec_.lsq_grad_scale);
+}
+
+Tensor QuantizedLayer::quantized_weight() const {
+  if (integer_mode_) {
+    Tensor w = Tensor::empty(weight_.shape(), weight_.dtype(), weight_.device());
+    kernels::dequantize_codes(codes_, weight_range(), w);
+    return w;
+  }
+  return fake_quantize(weight_, weight_scale_, weight_range(), spec_.lsq_grad_scale);
+}
+
+Tensor QuantizedLayer::compute_codes() const {
+  Tensor values = Tensor::empty(weight_.shape(), weight_.dtype(), weight_.device());
+  Tensor codes = Tensor::empty(weight_.shape(), DType::i8, weight_.device());
+  kernels::fake_quantize_forward(weight_.detach(), weight_scale_.detach(), weight_range(), values, codes);
+  return codes;
+}
+
+QConv2d::QConv2d(const Conv2d& fp, const QuantSpec& spec)
+    : QuantizedLayer(fp.weight(), fp.bias(), spec), params_(fp.conv_params()),
+      in_channels_(fp.in_channels()) {}
+
+Tensor QConv2d::forward(const Tensor& x) {
+  TRANQ_CHECK(x.dim() == 4 && x.size(1) == in_channels_,
+              "QConv2d: expected input [N, {}, H, W], got {}", in_channels_, tensor_str(x));
+  return ops::conv2d(quantized_input(x), quantized_weight(), bias(), params_);
+}
+
+QLinear::QLinear(const Linear& fp, const QuantSpec& spec)
+    : QuantizedLayer(fp.weight(), fp.bias(), spec), in_features_(fp.in_features()) {}
+
+Tensor QLinear::forward(const Tensor& x) {
+  TRANQ_CHECK(x.dim() == 2 && x.size(1) == in_features_, "QLinear: expected input [N, {}], got {}",
+              in_features_, tensor_str(x));
+  return ops::linear(quantized_input(x), quantized_weight(), bias());
+}
+
+}  // namespace tranq::quant

@@ -1,0 +1,90 @@
+#pragma once
+// Quantized layers for QAT: QConv2d and QLinear fake-quantize their weights (signed codes) and
+// their input (unsigned codes) with the modified LSQ quantizer of docs/trs-method.md, then run
+// the float op. No post-scaling: the BN that follows absorbs the scale.
+//
+// State dict of a quantized layer (besides the float layer's weight/bias):
+//   weight_scale       [1] or [O] (per channel)  parameter, or a frozen buffer under TRS
+//   act_scale          [1]                       parameter (absent when the input is not quantized)
+//   weight_codes       int8, weight's shape      buffer: codes at the last transition count
+//   weight_prev_codes  int8, weight's shape      buffer: each weight's code before its last transition
+#include <memory>
+#include <string>
+
+#include "kernels/quant_math.h"
+#include "layers/conv2d.h"
+#include "layers/linear.h"
+#include "layers/module.h"
+
+namespace tranq::quant {
+
+enum class ScaleInit {
+  three_std,  // weights 3*std(W); activations 3*std(x)/sqrt(1-2/pi) (the method's rule)
+  lsq,        // LSQ: step 2*mean|x|/sqrt(Qp), i.e. scale = g * 2*mean|x|/sqrt(Qp)
+};
+ScaleInit parse_scale_init(const std::string& s);  // "3std" | "lsq"
+
+struct QuantSpec {
+  int weight_bits = 2;
+  int act_bits = 2;              // 0: the input is not quantized (e.g. the image into the first conv)
+  bool per_channel = false;      // one weight scale per output channel
+  bool learn_weight_scale = true;
+  bool lsq_grad_scale = false;   // multiply scale gradients by 1/sqrt(N*Qp)
+  ScaleInit scale_init = ScaleInit::three_std;
+};
+
+class QuantizedLayer : public Module {
+ public:
+  const QuantSpec& spec() const { return spec_; }
+  const Tensor& weight() const { return weight_; }
+  const Tensor& weight_scale() const { return weight_scale_; }
+  const Tensor& act_scale() const { return act_scale_; }  // undefined when act_bits == 0
+  const Tensor& codes() const { return codes_; }
+  const Tensor& prev_codes() const { return prev_codes_; }
+  kernels::QuantRange weight_range() const;
+  kernels::QuantRange act_range() const;
+
+  // Sets the weight scale from the current latent weights (spec().scale_init).
+  void init_weight_scale();
+  // While calibrating, forward() first sets the activation scale from its input.
+  void set_calibrating(bool on) { calibrating_ = on; }
+  // Integer mode: the layer computes with its stored codes (weight_codes, dequantized) instead
+  // of quantizing the latent weights, as an exported integer model does (no weight gradient).
+  void set_integer_mode(bool on) { integer_mode_ = on; }
+  // code(latent weights) with the current scale, freshly computed (what export writes).
+  Tensor compute_codes() const;
+
+ protected:
+  QuantizedLayer(Tensor weight, Tensor bias, const QuantSpec& spec);
+  Tensor quantized_input(const Tensor& x);
+  Tensor quantized_weight() const;
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  QuantSpec spec_;
+  Tensor weight_, bias_, weight_scale_, act_scale_, codes_, prev_codes_;
+  bool calibrating_ = false;
+  bool integer_mode_ = false;
+};
+
+class QConv2d : public QuantizedLayer {
+ public:
+  // Shares the float layer's weight and bias tensors (no copy).
+  QConv2d(const Conv2d& fp, const QuantSpec& spec);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  ops::Conv2dParams params_;
+  int64_t in_channels_;
+};
+
+class QLinear : public QuantizedLayer {
+ public:
+  QLinear(const Linear& fp, const QuantSpec& spec);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  int64_t in_features_;
+};
+
+}  // namespace tranq::quant

@@ -1,0 +1,69 @@
+#include "quant/transform.h"
+
+#include <map>
+
+#include "core/autograd.h"
+
+namespace tranq::quant {
+
+std::vector<std::string> quantize_model(Module& model, const QuantizeOptions& opt) {
+  auto modules = model.named_modules();
+  std::map<std::string, Module*> by_name(modules.begin(), modules.end());
+  std::string first_conv, last_linear;
+  for (auto& [name, m] : modules) {
+    if (first_conv.empty() && dynamic_cast<Conv2d*>(m)) first_conv = name;
+    if (dynamic_cast<Linear*>(m)) last_linear = name;
+  }
+  TRANQ_CHECK(!first_conv.empty() || !last_linear.empty(), "quantize_model: the model has no Conv2d or Linear");
+  std::vector<std::string> done;
+  for (auto& [name, m] : modules) {
+    auto* conv = dynamic_cast<Conv2d*>(m);
+    auto* lin = dynamic_cast<Linear*>(m);
+    if (!conv && !lin) continue;
+    QuantSpec spec = opt.spec;
+    if (name == first_conv || name == last_linear) {
+      if (opt.first_last_bits == 0) continue;
+      spec.weight_bits = opt.first_last_bits;
+      spec.act_bits = name == first_conv ? 0 : opt.first_last_bits;
+    }
+    const size_t dot = name.rfind('.');
+    const std::string parent = dot == std::string::npos ? "" : name.substr(0, dot);
+    const std::string child = dot == std::string::npos ? name : name.substr(dot + 1);
+    std::shared_ptr<Module> q;
+    if (conv) {
+      q = std::make_shared<QConv2d>(*conv, spec);
+    } else {
+      q = std::make_shared<QLinear>(*lin, spec);
+    }
+    q->train(m->is_training());
+    by_name.at(parent)->replace_child(child, q);
+    done.push_back(name);
+  }
+  return done;
+}
+
+std::vector<std::pair<std::string, QuantizedLayer*>> quantized_layers(Module& model) {
+  std::vector<std::pair<std::string, QuantizedLayer*>> out;
+  for (auto& [name, m] : model.named_modules())
+    if (auto* q = dynamic_cast<QuantizedLayer*>(m)) out.emplace_back(name, q);
+  return out;
+}
+
+void calibrate_activation_scales(Module& model, const Tensor& batch) {
+  NamedTensors saved;
+  for (auto& [n, t] : model.named_buffers()) saved.emplace_back(n, t.clone());
+  auto layers = quantized_layers(model);
+  const bool was_training = model.is_training();
+  model.train(true);
+  for (auto& [n, q] : layers) q->set_calibrating(true);
+  {
+    NoGradGuard no_grad;
+    model.forward(batch);
+  }
+  for (auto& [n, q] : layers) q->set_calibrating(false);
+  model.train(was_training);
+  auto buffers = model.named_buffers();
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved[i].second);
+}
+
+}  // namespace tranq::quant
