@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/caching_allocator.h"
 #include "core/error.h"
 
 namespace tranq {
@@ -21,19 +22,34 @@ class CpuAllocator final : public Allocator {
   void deallocate(void* ptr, size_t) override { std::free(ptr); }
 };
 
+// Host blocks kept for reuse, at most this many bytes. Sanitizer builds cache nothing, so
+// every use after free is caught.
+#ifdef TRANQ_SANITIZE_BUILD
+constexpr size_t kCpuCacheBytes = 0;
+#else
+constexpr size_t kCpuCacheBytes = size_t{2} << 30;
+#endif
+
 class CpuBackend final : public DeviceBackend {
  public:
-  Allocator& allocator(int) override { return alloc_; }
+  Allocator& allocator(int) override { return cache_; }
   void copy(void* dst, Device, const void* src, Device, size_t bytes) override {
     if (bytes) std::memcpy(dst, src, bytes);
   }
   void fill_zero(void* dst, Device, size_t bytes) override {
     if (bytes) std::memset(dst, 0, bytes);
   }
+  CachingAllocator& cache() { return cache_; }
 
  private:
   CpuAllocator alloc_;
+  CachingAllocator cache_{alloc_, kCpuCacheBytes};
 };
+
+CpuBackend& cpu_backend() {
+  static CpuBackend cpu;
+  return cpu;
+}
 
 DeviceBackend*& slot(DeviceType t) {
   static DeviceBackend* backends[2] = {nullptr, nullptr};
@@ -44,13 +60,12 @@ DeviceBackend*& slot(DeviceType t) {
 
 Allocator& cpu_allocator() { return backend_for(DeviceType::cpu).allocator(0); }
 
+CachingAllocator::Stats cpu_allocator_stats() { return cpu_backend().cache().stats(); }
+
 void register_backend(DeviceType type, DeviceBackend* backend) { slot(type) = backend; }
 
 DeviceBackend& backend_for(DeviceType type) {
-  if (type == DeviceType::cpu) {
-    static CpuBackend cpu;
-    return cpu;
-  }
+  if (type == DeviceType::cpu) return cpu_backend();
   DeviceBackend* b = slot(type);
   if (!b) {
     TRANQ_THROW(DeviceError,

@@ -130,3 +130,47 @@ TEST(Autograd, ReluKinkIsSkippedNotFailed) {
   test::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::relu(in[0]); }, {x},
                                   {1e-6, 1e-6, 0.3});
 }
+
+#include "core/caching_allocator.h"
+
+namespace {
+// Upstream that counts what reaches it.
+class CountingAllocator : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    ++allocs;
+    return cpu_allocator().allocate(bytes);
+  }
+  void deallocate(void* p, size_t bytes) override {
+    ++frees;
+    cpu_allocator().deallocate(p, bytes);
+  }
+  int allocs = 0, frees = 0;
+};
+}  // namespace
+
+TEST(CachingAllocator, ReusesFreedBlocksOfTheSameSizeAndRespectsItsCap) {
+  CountingAllocator up;
+  {
+    CachingAllocator cache(up, 1000);
+    void* a = cache.allocate(400);
+    cache.deallocate(a, 400);
+    void* b = cache.allocate(400);
+    EXPECT_EQ(a, b) << "same size: the cached block comes back";
+    EXPECT_EQ(up.allocs, 1);
+    void* c = cache.allocate(300);  // other size: a new block
+    EXPECT_EQ(up.allocs, 2);
+    void* d = cache.allocate(700);
+    cache.deallocate(b, 400);
+    cache.deallocate(d, 700);  // 400 + 700 > cap: goes upstream
+    EXPECT_EQ(up.frees, 1);
+    auto s = cache.stats();
+    EXPECT_EQ(s.cached_bytes, 400u);
+    EXPECT_EQ(s.in_use_bytes, 300u);
+    EXPECT_EQ(s.peak_in_use_bytes, 1400u);
+    EXPECT_EQ(s.hits, 1u);
+    EXPECT_EQ(s.misses, 3u);
+    cache.deallocate(c, 300);
+  }
+  EXPECT_EQ(up.frees, up.allocs) << "everything returned upstream at destruction";
+}

@@ -1,6 +1,11 @@
-// CPU GEMM over Eigen. Eigen runs single-threaded here (EIGEN_DONT_PARALLELIZE); large products
-// are split into static row or column panels of c, one per OpenMP thread, so every element of c
-// is computed by exactly one thread in a way that depends only on the shapes and thread count.
+// CPU GEMM. kernels::gemm goes through Eigen, which runs single-threaded here
+// (EIGEN_DONT_PARALLELIZE); large products are split into static row or column panels of c,
+// one per OpenMP thread, so every element of c is computed by exactly one thread in a way that
+// depends only on the shapes and thread count.
+//
+// The second half holds the convolution micro-kernels (cpu::detail): Eigen cannot read its
+// operand rows through the offset tables that let a convolution skip im2col, and the shapes
+// there (16-64 output channels) are too small for Eigen's blocking to reach full speed.
 #include <omp.h>
 
 #include <Eigen/Core>
