@@ -9,12 +9,12 @@
 // itself a stride-1 convolution (of dy with the flipped, transposed kernel); otherwise it is a
 // GEMM into columns followed by col2im. The weight gradient reads the padded image directly.
 //
-// Parallelism. Each OpenMP thread takes a static, contiguous range of (image, group) units,
-// so threads never write to the same output. When there are fewer units than threads (small
-// batches) the threads cooperate inside each unit instead, splitting GEMM columns or weight
-// rows. The weight gradient sums over the batch: each thread accumulates its units into a
-// private buffer and the buffers are added in thread order. Every result therefore depends
-// only on the shapes and the thread count (bitwise reproducible).
+// Parallelism. OpenMP threads take (image, group) units, handed out dynamically; a unit owns
+// its outputs, so which thread runs it does not change any result. When there are fewer units
+// than threads (small batches) the threads cooperate inside each unit instead, splitting GEMM
+// columns or weight rows statically. The weight gradient sums over the batch in a fixed number
+// of chunks of images, each into its own buffer, and adds the buffers in chunk order. Every
+// result therefore depends only on the shapes and the thread count (bitwise reproducible).
 #include <omp.h>
 
 #include <algorithm>
@@ -69,14 +69,20 @@ int usable_threads(const Geom& g) {
   return omp_get_max_threads();
 }
 
+// Chunks of images whose weight-gradient contributions are summed separately (see
+// backward_weight_impl); enough to balance two to eight threads.
+constexpr int64_t kWeightChunks = 16;
+
 // Runs body(unit, cooperative) for units 0..n-1: spread over threads when there are enough of
-// them, otherwise one after another with the threads cooperating inside each.
+// them, otherwise one after another with the threads cooperating inside each. Units write
+// disjoint outputs, so handing them out dynamically keeps results reproducible while letting
+// a thread on a busy core take fewer.
 template <class F>
 void for_units(int threads, int64_t n, F&& body) {
   if (threads == 1) {
     for (int64_t u = 0; u < n; ++u) body(u, false);
   } else if (n >= threads) {
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t u = 0; u < n; ++u) body(u, false);
   } else {
     for (int64_t u = 0; u < n; ++u) body(u, true);
@@ -387,14 +393,14 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
                            ldg, acc + gi * kpad * ldg);
     });
   };
-  auto write_dw = [&](const T* acc, int parts) {
+  auto write_dw = [&](const T* acc, int64_t parts) {
 #pragma omp parallel for schedule(static) if (g.O * g.K > 4096)
     for (int64_t o = 0; o < g.O; ++o) {
       const int64_t gi = o / g.Og, ol = o % g.Og;
       for (int64_t k = 0; k < g.K; ++k) {
         const int64_t i = (gi * kpad + k) * ldg + ol;
         T s = acc[i];
-        for (int t = 1; t < parts; ++t) s += acc[t * acc_size + i];  // fixed order
+        for (int64_t t = 1; t < parts; ++t) s += acc[t * acc_size + i];  // fixed order
         dw[o * g.K + k] = s;
       }
     }
@@ -409,16 +415,17 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
     write_dw(acc.data(), 1);
     return;
   }
-  std::vector<T> partial(static_cast<size_t>(threads * acc_size), T(0));
-  int used = threads;
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    if (t == 0) used = nt;
-    const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
-    for (int64_t u = u0; u < u1; ++u) accumulate(u, partial.data() + t * acc_size, false);
+  // A fixed number of contiguous chunks of units, each summed into its own buffer, the buffers
+  // then added in chunk order: the result does not depend on which thread ran which chunk, so
+  // chunks can be handed out dynamically (a thread slowed down by a busy core takes fewer).
+  const int64_t chunks = std::min<int64_t>(units, kWeightChunks);
+  std::vector<T> partial(static_cast<size_t>(chunks * acc_size), T(0));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    for (int64_t u = units * ch / chunks; u < units * (ch + 1) / chunks; ++u)
+      accumulate(u, partial.data() + ch * acc_size, false);
   }
-  write_dw(partial.data(), used);
+  write_dw(partial.data(), static_cast<int>(chunks));
 }
 
 // ---- checks ----------------------------------------------------------------------------------

@@ -1,0 +1,132 @@
+// QAT through the CLI on a tiny generated data set: TRS state resumes exactly, metrics carry
+// per-layer transition statistics, and the exported integer model predicts like the
+// fake-quant model.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_util.h"
+#include "core/safetensors.h"
+
+namespace fs = std::filesystem;
+using tranq::test::read_bytes;
+using tranq::test::run_cli;
+
+namespace {
+
+class CliQat : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("tranq_cli_qat_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    data_ = root_ / "data";
+    tranq::test::write_tiny_idx(data_, 64, 32);
+    auto fp = run_cli(common("--epochs 1 --lr 0.05 --out " + (root_ / "fp").string()));
+    ASSERT_EQ(fp.code, 0) << fp.out;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string common(const std::string& extra) const {
+    return "train --dataset fashion-mnist --data " + data_.string() +
+           " --model resnet20 --batch-size 16 --seed 5 --threads 1 --workers 1 --log-every 1 " + extra;
+  }
+  std::string qat(const fs::path& out, const std::string& extra = "") const {
+    return common("--epochs 2 --lr 0.02 --wbits 2 --optimizer sgdt --target-tr 0.01 --init-from " +
+                  (root_ / "fp" / "model.safetensors").string() + " --out " + out.string() + " " + extra);
+  }
+  fs::path root_, data_;
+};
+
+double acc_of(const std::string& out) {
+  auto p = out.rfind("test_acc=");
+  return p == std::string::npos ? -1 : std::stod(out.substr(p + 9));
+}
+
+}  // namespace
+
+TEST_F(CliQat, MetricsCarryPerLayerTransitionStatistics) {
+  auto r = run_cli(qat(root_ / "q"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream lines(read_bytes(root_ / "q" / "metrics.jsonl"));
+  std::string line;
+  int step_lines = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] != "step") continue;
+    ++step_lines;
+    for (const char* k : {"tr", "tr_ema", "target_tr", "talr", "osc", "near", "layers"})
+      ASSERT_TRUE(j.contains(k)) << k << " missing: " << line;
+    ASSERT_TRUE(j["layers"].contains("layer1.0.conv1")) << line;
+    EXPECT_FALSE(j["layers"].contains("conv1")) << "the first conv stays full precision";
+    EXPECT_FALSE(j["layers"].contains("fc")) << "the last linear stays full precision";
+    for (auto& [name, l] : j["layers"].items()) {
+      for (const char* k : {"tr", "tr_ema", "target_tr", "talr", "osc", "near"})
+        ASSERT_TRUE(l.contains(k)) << name << "." << k;
+      EXPECT_GE(l["tr"].get<double>(), 0.0);
+      EXPECT_LE(l["tr"].get<double>(), 1.0);
+      EXPECT_GT(l["talr"].get<double>(), 0.0);
+    }
+    // Cosine target from 0.01 over 8 steps.
+    EXPECT_LE(j["target_tr"].get<double>(), 0.01 + 1e-12);
+  }
+  EXPECT_EQ(step_lines, 8);
+}
+
+TEST_F(CliQat, ResumeWithTrsStateReproducesTheUninterruptedRun) {
+  ASSERT_EQ(run_cli(qat(root_ / "full")).code, 0);
+  auto first = run_cli(qat(root_ / "split", "--max-steps 3 --checkpoint-every 3"));
+  ASSERT_EQ(first.code, 0) << first.out;
+  auto second = run_cli("train --out " + (root_ / "split").string() + " --threads 1 --resume");
+  ASSERT_EQ(second.code, 0) << second.out;
+  EXPECT_EQ(read_bytes(root_ / "full" / "checkpoint.safetensors"),
+            read_bytes(root_ / "split" / "checkpoint.safetensors"));
+  auto ck = tranq::load_safetensors((root_ / "full" / "checkpoint.safetensors").string());
+  bool has_trs = false, has_codes = false;
+  for (auto& [n, t] : ck.tensors) {
+    has_trs |= n == "extra/trs.U";
+    has_codes |= n == "model/layer1.0.conv1.weight_codes";
+  }
+  EXPECT_TRUE(has_trs) << "the TALR controller state is checkpointed";
+  EXPECT_TRUE(has_codes) << "the transition codes are checkpointed";
+}
+
+TEST_F(CliQat, ExportedIntegerModelPredictsLikeTheFakeQuantModel) {
+  fs::path run = root_ / "q";
+  auto r = run_cli(qat(run));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string weights = (run / "model.safetensors").string();
+  const std::string codes = (root_ / "codes.safetensors").string();
+  auto ex = run_cli("export --model resnet20 --dataset fashion-mnist --weights " + weights + " --out " + codes);
+  ASSERT_EQ(ex.code, 0) << ex.out;
+  auto exported = tranq::load_safetensors(codes);
+  auto trained = tranq::load_safetensors(weights);
+  std::map<std::string, tranq::Tensor> t;
+  for (auto& [n, v] : trained.tensors) t[n] = v;
+  int layers = 0;
+  for (auto& [n, v] : exported.tensors) {
+    EXPECT_EQ(n.find("weight_prev_codes"), std::string::npos) << n;
+    if (n.size() > 13 && n.substr(n.size() - 13) == ".weight_codes") {
+      ++layers;
+      // The codes of the last fake-quant forward are the training run's stored codes.
+      EXPECT_EQ(v.to_vector<int8_t>(), t.at(n).to_vector<int8_t>()) << n;
+      EXPECT_EQ(t.count(n.substr(0, n.size() - 6)), 1u);
+    }
+  }
+  EXPECT_EQ(layers, 20) << "resnet20: 18 block convs and 2 projection convs are quantized";
+  const std::string eval = "eval --model resnet20 --dataset fashion-mnist --threads 1 --data " + data_.string();
+  auto a = run_cli(eval + " --weights " + weights);
+  auto b = run_cli(eval + " --weights " + codes);
+  ASSERT_EQ(a.code, 0) << a.out;
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_EQ(acc_of(a.out), acc_of(r.out));
+  EXPECT_EQ(acc_of(b.out), acc_of(a.out));
+  // Export of full-precision weights is refused with a clear message.
+  auto bad = run_cli("export --model resnet20 --dataset fashion-mnist --weights " +
+                     (root_ / "fp" / "model.safetensors").string() + " --out " + (root_ / "x.safetensors").string());
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.out.find("QAT"), std::string::npos) << bad.out;
+  EXPECT_FALSE(fs::exists(root_ / "x.safetensors"));
+}
