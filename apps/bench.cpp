@@ -12,8 +12,8 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "layers/functional.h"
-#include "models/registry.h"
-#include "optim/optimizer.h"
+#include "apps/run_setup.h"
+#include "quant/transform.h"
 
 namespace tranq::app {
 
@@ -41,17 +41,15 @@ std::string run_bench(const BenchConfig& cfg) {
   TRANQ_CHECK(cfg.batch_size >= 1 && cfg.iters >= 1, "--batch-size and --iters must be positive");
   set_num_threads(cfg.threads);
   const Shape chw = parse_input(cfg.input);
-  auto model = create_model(cfg.model, chw[0], cfg.num_classes, 0);
-  optim::ParamGroup g;
-  for (auto& [n, t] : model->named_parameters()) {
-    g.names.push_back(n);
-    g.params.push_back(t);
-  }
-  g.lr = g.base_lr = 0.01;
-  g.momentum = 0.9;
-  g.nesterov = true;
-  g.weight_decay = 5e-4;
-  auto opt = optim::make_optimizer("sgd", {g});
+  TrainConfig tc;
+  tc.model = cfg.model;
+  tc.optimizer = cfg.optimizer;
+  tc.lr = 0.01;
+  tc.weight_bits = cfg.weight_bits;
+  tc.act_bits = cfg.act_bits;
+  RunSetup run = build_run(tc, chw[0], cfg.num_classes, cfg.warmup + cfg.iters);
+  Module* model = run.model.get();
+  optim::Optimizer* opt = run.opt.get();
 
   Rng rng(1);
   Tensor x = Tensor::empty({cfg.batch_size, chw[0], chw[1], chw[2]});
@@ -62,13 +60,19 @@ std::string run_bench(const BenchConfig& cfg) {
   Tensor y = Tensor::from_vector(labels, {cfg.batch_size});
 
   model->train();
+  if (run.qat) {
+    quant::calibrate_activation_scales(*model, x);
+    run.qat->initialise();
+  }
   std::vector<double> ms;
   for (int64_t i = 0; i < cfg.warmup + cfg.iters; ++i) {
     auto t0 = std::chrono::steady_clock::now();
+    if (run.qat) run.qat->before_step(*opt);
     opt->zero_grad();
     Tensor loss = ops::cross_entropy(model->forward(x), y);
     loss.backward();
     opt->step();
+    if (run.qat) run.qat->after_step(i);
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= cfg.warmup) ms.push_back(dt);
   }
@@ -82,6 +86,9 @@ std::string run_bench(const BenchConfig& cfg) {
                       {"input", cfg.input},
                       {"batch_size", cfg.batch_size},
                       {"threads", cfg.threads},
+                      {"optimizer", cfg.optimizer},
+                      {"wbits", cfg.weight_bits},
+                      {"abits", cfg.weight_bits > 0 && cfg.act_bits == 0 ? cfg.weight_bits : cfg.act_bits},
                       {"iters", cfg.iters},
                       {"step_ms", std::round(median * 100) / 100},
                       {"step_ms_min", std::round(ms.front() * 100) / 100},

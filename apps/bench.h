@@ -12,10 +12,14 @@ struct BenchConfig {
   int64_t warmup = 3;
   int64_t num_classes = 10;
   int threads = 2;
+  std::string optimizer = "sgd";  // sgd|adam|adamw|sgdt|adamt|adamwt
+  int weight_bits = 0;            // > 0: time QAT steps (the transform of tranq train --wbits)
+  int act_bits = 0;
 };
 
-// Times full training steps (forward, cross-entropy, backward, SGD step) on random data and
-// returns one JSON line: step_ms (median), images_per_s, peak_rss_mb and the settings.
+// Times full training steps (forward, cross-entropy, backward, optimizer step and, for QAT,
+// the transition count and TALR update) on random data and returns one JSON line: step_ms
+// (median), images_per_s, peak_rss_mb and the settings.
 std::string run_bench(const BenchConfig& cfg);
 
 }  // namespace tranq::app

@@ -11,6 +11,7 @@
 
 #include "apps/bench.h"
 #include "apps/evaluate.h"
+#include "apps/plot.h"
 #include "apps/run_setup.h"
 #include "apps/trainer.h"
 #include "core/parallel.h"
@@ -147,6 +148,9 @@ int main(int argc, char** argv) {
   b->add_option("--warmup", bc.warmup, "Untimed steps first")->capture_default_str();
   b->add_option("--classes", bc.num_classes, "Number of classes")->capture_default_str();
   b->add_option("--threads", bc.threads, "Compute threads")->capture_default_str();
+  b->add_option("--optimizer", bc.optimizer, "sgd|adam|adamw|sgdt|adamt|adamwt")->capture_default_str();
+  b->add_option("--wbits", bc.weight_bits, "QAT weight bits (0: full precision)")->capture_default_str();
+  b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")->capture_default_str();
 
   struct {
     std::string model = "resnet20", weights, dataset = "fashion-mnist", out;
@@ -157,6 +161,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   x->add_option("--weights", ex.weights, "QAT weights (RUNDIR/model.safetensors)")->required();
   x->add_option("--out", ex.out, "Output .safetensors")->required();
+
+  std::string plot_dir, plot_out;
+  auto* pl = app.add_subcommand("plot", "Draw a run's loss, accuracy, transition rates and TALR as SVG");
+  pl->add_option("RUNDIR", plot_dir, "Run directory (reads metrics.jsonl)")->required();
+  pl->add_option("--out", plot_out, "Output .svg")->required();
 
   try {
     app.parse(argc, argv);
@@ -188,6 +197,8 @@ int main(int argc, char** argv) {
       auto out = tranq::app::export_integer_model(*model, content.metadata);
       tranq::save_safetensors(ex.out, out.tensors, out.metadata);
       fmt::print("wrote {} ({} tensors)\n", ex.out, out.tensors.size());
+    } else if (app.got_subcommand("plot")) {
+      tranq::app::write_run_plot(plot_dir, plot_out);
     } else if (app.got_subcommand("bench")) {
       fmt::print("{}\n", tranq::app::run_bench(bc));
     }

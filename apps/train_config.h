@@ -47,7 +47,7 @@ struct TrainConfig {
   double tr_factor = 5e-3;
   std::string target_tr_schedule = "cosine";
   std::string talr_rule = "multiplicative";
-  double talr_init = 0;          // 0: the optimizer's default (sgdt 1e-2, adamt 1e-3, adamwt 3e-4)
+  double talr_init = 0;          // 0: --lr (the TALR starts where the plain optimizer's LR does)
   double talr_gain = 0;          // additive rule's eta; 0: the controller's default
   double tr_momentum = 0.99;
 };

@@ -23,10 +23,10 @@ struct Layer {
 
 const std::vector<Layer>& layers() {
   static const std::vector<Layer> l = {
-      {"conv1_3to16_32", 3, 16, 32, 3, 1, 1},    {"s1_16to16_32", 16, 16, 32, 3, 1, 6},
-      {"s2a_16to32_s2", 16, 32, 32, 3, 2, 1},    {"s2proj_1x1_s2", 16, 32, 32, 1, 2, 1},
-      {"s2_32to32_16", 32, 32, 16, 3, 1, 5},     {"s3a_32to64_s2", 32, 64, 16, 3, 2, 1},
-      {"s3proj_1x1_s2", 32, 64, 16, 1, 2, 1},    {"s3_64to64_8", 64, 64, 8, 3, 1, 5},
+      {"conv1_3to16_32", 3, 16, 32, 3, 1, 1}, {"s1_16to16_32", 16, 16, 32, 3, 1, 6},
+      {"s2a_16to32_s2", 16, 32, 32, 3, 2, 1}, {"s2proj_1x1_s2", 16, 32, 32, 1, 2, 1},
+      {"s2_32to32_16", 32, 32, 16, 3, 1, 5},  {"s3a_32to64_s2", 32, 64, 16, 3, 2, 1},
+      {"s3proj_1x1_s2", 32, 64, 16, 1, 2, 1}, {"s3_64to64_8", 64, 64, 8, 3, 1, 5},
   };
   return l;
 }
@@ -156,8 +156,8 @@ void bm_resnet20_step(benchmark::State& state) {
     }
     benchmark::ClobberMemory();
   }
-  state.counters["FLOPS"] = benchmark::Counter(flops * state.iterations(),
-                                               benchmark::Counter::kIsRate);
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 int register_all() {

@@ -6,14 +6,13 @@ namespace tranq::kernels {
 
 Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
   TRANQ_CHECK(x.size() == 4, "conv2d: expected input [N, C, H, W], got {}", shape_str(x));
-  TRANQ_CHECK(w.size() == 4, "conv2d: expected weight [O, C/groups, KH, KW], got {}",
-              shape_str(w));
+  TRANQ_CHECK(w.size() == 4, "conv2d: expected weight [O, C/groups, KH, KW], got {}", shape_str(w));
   TRANQ_CHECK(p.stride_h >= 1 && p.stride_w >= 1, "conv2d: stride must be >= 1, got ({}, {})",
               p.stride_h, p.stride_w);
-  TRANQ_CHECK(p.pad_h >= 0 && p.pad_w >= 0, "conv2d: padding must be >= 0, got ({}, {})",
-              p.pad_h, p.pad_w);
-  TRANQ_CHECK(p.dilation_h >= 1 && p.dilation_w >= 1,
-              "conv2d: dilation must be >= 1, got ({}, {})", p.dilation_h, p.dilation_w);
+  TRANQ_CHECK(p.pad_h >= 0 && p.pad_w >= 0, "conv2d: padding must be >= 0, got ({}, {})", p.pad_h,
+              p.pad_w);
+  TRANQ_CHECK(p.dilation_h >= 1 && p.dilation_w >= 1, "conv2d: dilation must be >= 1, got ({}, {})",
+              p.dilation_h, p.dilation_w);
   TRANQ_CHECK(p.groups >= 1, "conv2d: groups must be >= 1, got {}", p.groups);
   TRANQ_CHECK(x[1] % p.groups == 0 && w[0] % p.groups == 0,
               "conv2d: groups={} must divide input channels {} and output channels {}", p.groups,

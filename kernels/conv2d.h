@@ -32,8 +32,6 @@ struct Conv2dGeometry {
 
   // One input channel per group, as in MobileNet: direct loops beat a GEMM there.
   bool depthwise() const { return Cg == 1 && G > 1; }
-  // 1x1, stride 1, no padding: the input already is the im2col matrix.
-  bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
   // Output columns [ow_lo, ow_hi) whose kernel tap kw lands inside the input row.
   int64_t ow_lo(int64_t kw) const { return clamp(div_ceil(pw - kw * dw, sw), 0, OW); }
   int64_t ow_hi(int64_t kw) const { return clamp(div_ceil(W + pw - kw * dw, sw), ow_lo(kw), OW); }
@@ -41,7 +39,9 @@ struct Conv2dGeometry {
  private:
   // Smallest integer >= a / b for b > 0 and any sign of a.
   static int64_t div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-  static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+  static int64_t clamp(int64_t v, int64_t lo, int64_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+  }
 };
 
 // y = conv(x, w) + bias; bias may be undefined.

@@ -42,15 +42,17 @@ template <class T>
 void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int64_t* off, T* c,
                    int64_t ldc, const T* bias, int64_t j_begin, int64_t j_end, ColumnRows rows);
 
+// o rounded up to whole vectors: the row length of the weight-gradient operands below.
+template <class T>
+int64_t padded_ld(int64_t o);
+
 // Weight-gradient accumulation, C [K, ldg] += A G summed over positions:
 //   c[kk*ldg + o] += sum_{r < rows, j < row_len} a[off[kk] + r*row_stride + j*col_stride]
 //                                               * g[(r*row_len + j)*ldg + o]
-// for kk in [k_begin, k_end) and o < ldg. ldg must come from wgrad_ld (g zero-padded to it);
+// for kk in [k_begin, k_end) and o < ldg. ldg must come from padded_ld (g zero-padded to it);
 // c needs wgrad_rows(k_end) rows (the padding rows receive garbage). When taps == 3, rows come
 // in consecutive triples whose offsets differ by tap_stride (a 3-wide kernel's taps), which the
 // kernel exploits. k_begin must be a multiple of wgrad_tile_rows.
-template <class T>
-int64_t wgrad_ld(int64_t o);
 template <class T>
 int64_t wgrad_tile_rows(int taps, int64_t ldg);
 template <class T>

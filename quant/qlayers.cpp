@@ -86,8 +86,11 @@ void QuantizedLayer::init_weight_scale() {
   weight_scale_.copy_(Tensor::from_vector(s, {rows}).to(weight_scale_.dtype()).to(weight_scale_.device()));
 }
 
-Tensor QuantizedLayer::quantized_input(const Tensor& x) {
-  if (spec_.act_bits == 0) return x;
+Tensor QuantizedLayer::quantized_input(const Tensor& x_in) {
+  if (spec_.act_bits == 0) return x_in;
+  // The float layers take strided inputs; the quantizer needs contiguous ones. ops::reshape
+  // copies such an input with autograd, so the gradient still reaches the strided input.
+  const Tensor x = x_in.is_contiguous() ? x_in : ops::reshape(x_in, x_in.shape());
   if (calibrating_) {
     const double s = scale_from(moments_of(x.detach().to(Device::cpu()), 0, 1), act_range(),
                                 spec_.scale_init, true);

@@ -53,17 +53,33 @@ void calibrate_activation_scales(Module& model, const Tensor& batch) {
   NamedTensors saved;
   for (auto& [n, t] : model.named_buffers()) saved.emplace_back(n, t.clone());
   auto layers = quantized_layers(model);
-  const bool was_training = model.is_training();
+  std::vector<Tensor> saved_scales;
+  for (auto& [n, q] : layers)
+    saved_scales.push_back(q->act_scale().defined() ? q->act_scale().clone() : Tensor());
+  // Each module's own mode (a model in training may hold frozen, eval-mode parts); named_modules
+  // lists parents before children, so restoring in order leaves every module as it was.
+  std::vector<std::pair<Module*, bool>> modes;
+  for (auto& [n, m] : model.named_modules()) modes.emplace_back(m, m->is_training());
+  // Runs on success and on failure alike, so that a forward that throws half way leaves no
+  // calibration mode, mode change or running statistics behind.
+  auto restore = [&] {
+    for (auto& [n, q] : layers) q->set_calibrating(false);
+    for (auto& [m, on] : modes) m->train(on);
+    auto buffers = model.named_buffers();
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved[i].second);
+  };
   model.train(true);
   for (auto& [n, q] : layers) q->set_calibrating(true);
-  {
+  try {
     NoGradGuard no_grad;
     model.forward(batch);
+  } catch (...) {
+    restore();
+    for (size_t i = 0; i < layers.size(); ++i)
+      if (saved_scales[i].defined()) layers[i].second->act_scale().copy_(saved_scales[i]);
+    throw;
   }
-  for (auto& [n, q] : layers) q->set_calibrating(false);
-  model.train(was_training);
-  auto buffers = model.named_buffers();
-  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved[i].second);
+  restore();
 }
 
 }  // namespace tranq::quant

@@ -137,8 +137,8 @@ void check_against_naive(const Config& cfg, DType dtype, double tol) {
   const std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(),
                             bv = b.to_vector<double>();
   Shape ys;
-  const std::vector<double> want = naive_forward(xv, cfg.x, wv, cfg.w, cfg.bias ? &bv : nullptr,
-                                                 cfg.p, &ys);
+  const std::vector<double> want =
+      naive_forward(xv, cfg.x, wv, cfg.w, cfg.bias ? &bv : nullptr, cfg.p, &ys);
   Tensor y = ops::conv2d(x.to(dtype), w.to(dtype), cfg.bias ? b.to(dtype) : Tensor(), cfg.p);
   ASSERT_EQ(y.shape(), ys);
   EXPECT_EQ(y.dtype(), dtype);
@@ -253,7 +253,7 @@ TEST(Conv2d, BadShapesAndDtypesThrowValueError) {
   EXPECT_THROW(ops::conv2d(x, w.to(DType::f64), Tensor(), p), ValueError);             // dtype
   EXPECT_THROW(ops::conv2d(x, w, Tensor::zeros({5}), p), ValueError);                  // bias
   EXPECT_THROW(ops::conv2d(x, w, Tensor::zeros({6}, DType::f64), p), ValueError);
-  EXPECT_THROW(ops::conv2d(Tensor::zeros({4, 5, 5}), w, Tensor(), p), ValueError);  // 3-D
+  EXPECT_THROW(ops::conv2d(Tensor::zeros({4, 5, 5}), w, Tensor(), p), ValueError);     // 3-D
   EXPECT_THROW(ops::conv2d(x, Tensor::zeros({6, 4, 7, 7}), Tensor(), p), ValueError);  // > input
   EXPECT_THROW(ops::conv2d(x, Tensor::zeros({6, 2, 3, 3}), Tensor(), params(1, 1, 0, 0, 1, 1, 3)),
                ValueError);  // groups must divide channels

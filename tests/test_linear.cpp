@@ -129,9 +129,9 @@ TEST(Linear, MatchesNaiveWithAndWithoutBias) {
   EXPECT_THROW(ops::linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 2})), ValueError);
   EXPECT_THROW(ops::linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}), Tensor::zeros({3})),
                ValueError);
-  EXPECT_THROW(ops::linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}),
-                           Tensor::zeros({4}, DType::f64)),
-               ValueError);
+  EXPECT_THROW(
+      ops::linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}), Tensor::zeros({4}, DType::f64)),
+      ValueError);
   EXPECT_THROW(ops::linear(Tensor::zeros({3}), Tensor::zeros({4, 3})), ValueError);
 }
 
@@ -139,8 +139,8 @@ TEST(Linear, GradientsMatchFiniteDifferences) {
   Tensor a = test::random_tensor({4, 5}, 1), b = test::random_tensor({5, 3}, 2);
   a.set_requires_grad(true);
   b.set_requires_grad(true);
-  test::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::matmul(in[0], in[1]); },
-                               {a, b});
+  test::expect_gradients_match(
+      [](const std::vector<Tensor>& in) { return ops::matmul(in[0], in[1]); }, {a, b});
   for (bool with_bias : {true, false}) {
     Tensor x = test::random_tensor({6, 4}, 3), w = test::random_tensor({3, 4}, 4);
     std::vector<Tensor> inputs{x, w};

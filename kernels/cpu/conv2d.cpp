@@ -15,6 +15,8 @@
 // columns or weight rows statically. The weight gradient sums over the batch in a fixed number
 // of chunks of images, each into its own buffer, and adds the buffers in chunk order. Every
 // result therefore depends only on the shapes and the thread count (bitwise reproducible).
+#include "kernels/conv2d.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -22,7 +24,6 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/conv2d.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 
@@ -101,7 +102,8 @@ void split_range(int64_t n, int64_t align, bool cooperative, F&& f) {
   {
     const int64_t units = (n + align - 1) / align, nt = omp_get_num_threads();
     const int64_t t = omp_get_thread_num();
-    const int64_t b = std::min(n, units * t / nt * align), e = std::min(n, units * (t + 1) / nt * align);
+    const int64_t b = std::min(n, units * t / nt * align),
+                  e = std::min(n, units * (t + 1) / nt * align);
     if (e > b) f(b, e);
   }
 }
@@ -209,14 +211,13 @@ void split_phases(const Geom& g, const Phases& ph, const T* x, T* xs, bool coope
 
 template <class T>
 void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t vec = mk::gemm_vec_cols<T>(), tile = 3 * vec;
+  const Phases ph(g);
+  const std::vector<int64_t> off = ph.offsets(g);
   const int64_t psize = mk::packed_a_size<T>(g.Og, g.K);
   std::vector<T> packed(static_cast<size_t>(g.G * psize));
   for (int64_t gi = 0; gi < g.G; ++gi)
     mk::pack_a(w + gi * g.Og * g.K, g.K, int64_t{1}, g.Og, g.K, packed.data() + gi * psize);
-  const int64_t vec = mk::gemm_vec_cols<T>(), tile = 3 * vec;
-
-  const Phases ph(g);
-  const std::vector<int64_t> off = ph.offsets(g);
   // Without padding or stride the input already is the (single-phase) source.
   const bool copy_in = g.sh > 1 || g.sw > 1 || g.ph > 0 || g.pw > 0 || ph.slack > 0;
   // When output rows are whole (or half) vectors the GEMM writes y directly, skipping the
@@ -240,8 +241,8 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
     T* out = direct ? yg : scratch<T>(kOutput, g.Og * ncols);
     const T* bg = bias ? bias + gi * g.Og : nullptr;
     split_range(ncols, tile, coop, [&](int64_t j0, int64_t j1) {
-      mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, src, off.data(), out, ncols, bg,
-                        j0, j1, layout);
+      mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, src, off.data(), out, ncols, bg, j0,
+                        j1, layout);
     });
     if (!direct) {
 #pragma omp parallel for schedule(static) if (coop)
@@ -260,8 +261,8 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 // absorbs out-of-image terms, then merged into dx. Channels are independent, which makes the
 // channel loop safe to split across threads.
 template <class T>
-void col2im(const Geom& g, const Phases& ph, const std::vector<int64_t>& off, const T* col,
-            T* buf, T* dx, bool cooperative) {
+void col2im(const Geom& g, const Phases& ph, const std::vector<int64_t>& off, const T* col, T* buf,
+            T* dx, bool cooperative) {
   const int64_t Hq = ph.Hq, Wq = ph.Wq, plane = Hq * Wq;
 #pragma omp parallel for schedule(static) if (cooperative)
   for (int64_t c = 0; c < g.Cg; ++c) {
@@ -309,7 +310,6 @@ void col2im(const Geom& g, const Phases& ph, const std::vector<int64_t>& off, co
   }
 }
 
-
 template <class T>
 void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
   const int64_t fh = g.dh * (g.KH - 1) - g.ph, fw = g.dw * (g.KW - 1) - g.pw;
@@ -330,7 +330,7 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
     forward_impl(flipped, dy, wf.data(), static_cast<const T*>(nullptr), dx);
     return;
   }
-  // Columns dcol [K, P] = w_g^T dy_g, then scattered back onto the image.
+  // Strided (or over-padded): columns dcol [K, P] = w_g^T dy_g, scattered back onto the image.
   const int64_t psize = mk::packed_a_size<T>(g.K, g.Og);
   std::vector<T> packed(static_cast<size_t>(g.G * psize));
   for (int64_t gi = 0; gi < g.G; ++gi)
@@ -344,12 +344,12 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
     const int64_t gi = u % g.G, n = u / g.G;
     const T* dyg = dy + (n * g.O + gi * g.Og) * g.P;
     T* dxg = dx + (n * g.C + gi * g.Cg) * g.H * g.W;
-    T* col = g.pointwise() ? dxg : scratch<T>(kOutput, g.K * g.P);
+    T* col = scratch<T>(kOutput, g.K * g.P);
     split_range(g.P, tile, coop, [&](int64_t j0, int64_t j1) {
       mk::gemm_packed_a(packed.data() + gi * psize, g.K, g.Og, dyg, off.data(), col, g.P,
                         static_cast<const T*>(nullptr), j0, j1, mk::ColumnRows{g.P, 0, 0});
     });
-    if (!g.pointwise()) col2im(g, ph, phase_off, col, scratch<T>(kSource, ph.size(g)), dxg, coop);
+    col2im(g, ph, phase_off, col, scratch<T>(kSource, ph.size(g)), dxg, coop);
   });
 }
 
@@ -358,7 +358,7 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
 template <class T>
 void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
   const int taps = g.KW == 3 ? 3 : 1;
-  const int64_t ldg = mk::wgrad_ld<T>(g.Og);
+  const int64_t ldg = mk::padded_ld<T>(g.Og);
   const int64_t kpad = mk::wgrad_rows<T>(g.K, taps, ldg);
   const int64_t tile_rows = mk::wgrad_tile_rows<T>(taps, ldg);
   const int64_t acc_size = g.G * kpad * ldg;

@@ -6,6 +6,8 @@
 // The second half holds the convolution micro-kernels (cpu::detail): Eigen cannot read its
 // operand rows through the offset tables that let a convolution skip im2col, and the shapes
 // there (16-64 output channels) are too small for Eigen's blocking to reach full speed.
+#include "kernels/gemm.h"
+
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -16,7 +18,6 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
-#include "kernels/gemm.h"
 
 namespace tranq::kernels::cpu {
 namespace {
@@ -84,16 +85,16 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
               "gemm: dtypes differ: a {}, b {}, c {}; convert them to one dtype first",
               tensor_str(a), tensor_str(b), tensor_str(c));
   TRANQ_CHECK(a.device() == c.device() && b.device() == c.device(),
-              "gemm: tensors on different devices: a {}, b {}, c {}", tensor_str(a),
-              tensor_str(b), tensor_str(c));
+              "gemm: tensors on different devices: a {}, b {}, c {}", tensor_str(a), tensor_str(b),
+              tensor_str(c));
   TRANQ_CHECK(a.is_contiguous() && b.is_contiguous() && c.is_contiguous(),
               "gemm: needs contiguous tensors; call contiguous() first");
   const int64_t m = trans_a ? a.size(1) : a.size(0);
   const int64_t k = trans_a ? a.size(0) : a.size(1);
   const int64_t kb = trans_b ? b.size(1) : b.size(0);
   const int64_t n = trans_b ? b.size(0) : b.size(1);
-  TRANQ_CHECK(k == kb, "gemm: inner dimensions differ: op(a) is [{}, {}], op(b) is [{}, {}]", m,
-              k, kb, n);
+  TRANQ_CHECK(k == kb, "gemm: inner dimensions differ: op(a) is [{}, {}], op(b) is [{}, {}]", m, k,
+              kb, n);
   TRANQ_CHECK(c.size(0) == m && c.size(1) == n, "gemm: c is {}, expected [{}, {}]", tensor_str(c),
               m, n);
   TRANQ_CHECK(!c.storage() || (c.storage() != a.storage() && c.storage() != b.storage()),
@@ -263,8 +264,8 @@ void wgrad_run(const T* a, const int64_t* off, int64_t k_begin, int64_t k_end, i
     for (int64_t k0 = k_begin; k0 < k_end; k0 += R * KW) {
       const T* base[R];
       for (int i = 0; i < R; ++i) base[i] = a + off[std::min(k0 + i * KW, last)];
-      wgrad_tile<T, R, KW, NV>(base, tap_stride, rows, row_stride, col_stride, row_len, g + o,
-                               ldg, c + k0 * ldg + o);
+      wgrad_tile<T, R, KW, NV>(base, tap_stride, rows, row_stride, col_stride, row_len, g + o, ldg,
+                               c + k0 * ldg + o);
     }
   }
 }
@@ -375,8 +376,8 @@ void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int6
       const T* bi = bias ? bias + i : nullptr;
       const int64_t mv = std::min<int64_t>(MR, m - i);
       if (split) {
-        gemm_tile<T, MR, NV, true, true>(k, packed + i * k, b, off, 0, bcol, bcol2, bi,
-                                         c + i * ldc, ldc, ccol, mv);
+        gemm_tile<T, MR, NV, true, true>(k, packed + i * k, b, off, 0, bcol, bcol2, bi, c + i * ldc,
+                                         ldc, ccol, mv);
       } else {
         gemm_tile<T, MR, NV, true>(k, packed + i * k, b, off, 0, bcol, nullptr, bi, c + i * ldc,
                                    ldc, ccol, mv);
@@ -414,7 +415,7 @@ void gemm_packed_a(const T* packed, int64_t m, int64_t k, const T* b, const int6
 }
 
 template <class T>
-int64_t wgrad_ld(int64_t o) {
+int64_t padded_ld(int64_t o) {
   return (o + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
 }
 
@@ -443,10 +444,14 @@ void wgrad_accumulate(const T* a, const int64_t* off, int64_t k_begin, int64_t k
   using K3 = std::integral_constant<int, 3>;
   auto with_nv = [&](auto kw_tag) {
     switch (wgrad_vecs<T>(ldg)) {
-      case 4: return run(kw_tag, std::integral_constant<int, 4>{});
-      case 3: return run(kw_tag, std::integral_constant<int, 3>{});
-      case 2: return run(kw_tag, std::integral_constant<int, 2>{});
-      default: return run(kw_tag, std::integral_constant<int, 1>{});
+      case 4:
+        return run(kw_tag, std::integral_constant<int, 4>{});
+      case 3:
+        return run(kw_tag, std::integral_constant<int, 3>{});
+      case 2:
+        return run(kw_tag, std::integral_constant<int, 2>{});
+      default:
+        return run(kw_tag, std::integral_constant<int, 1>{});
     }
   };
   if (taps == 3) {
@@ -457,17 +462,17 @@ void wgrad_accumulate(const T* a, const int64_t* off, int64_t k_begin, int64_t k
 }
 
 #define TRANQ_INSTANTIATE_CONV_GEMM(T)                                                          \
-  template int64_t packed_a_size<T>(int64_t, int64_t);                                        \
-  template void pack_a<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                  \
-  template int64_t gemm_vec_cols<T>();                                                        \
-  template void gemm_packed_a<T>(const T*, int64_t, int64_t, const T*, const int64_t*, T*,    \
-                                 int64_t, const T*, int64_t, int64_t, ColumnRows);            \
-  template int64_t wgrad_ld<T>(int64_t);                                                      \
-  template int64_t wgrad_tile_rows<T>(int, int64_t);                                          \
-  template int64_t wgrad_rows<T>(int64_t, int, int64_t);                                      \
-  template void wgrad_accumulate<T>(const T*, const int64_t*, int64_t, int64_t, int, int64_t,  \
+  template int64_t packed_a_size<T>(int64_t, int64_t);                                          \
+  template void pack_a<T>(const T*, int64_t, int64_t, int64_t, int64_t, T*);                    \
+  template int64_t gemm_vec_cols<T>();                                                          \
+  template void gemm_packed_a<T>(const T*, int64_t, int64_t, const T*, const int64_t*, T*,      \
+                                 int64_t, const T*, int64_t, int64_t, ColumnRows);              \
+  template int64_t padded_ld<T>(int64_t);                                                       \
+  template int64_t wgrad_tile_rows<T>(int, int64_t);                                            \
+  template int64_t wgrad_rows<T>(int64_t, int, int64_t);                                        \
+  template void wgrad_accumulate<T>(const T*, const int64_t*, int64_t, int64_t, int, int64_t,   \
                                     int64_t, int64_t, int64_t, int64_t, const T*, int64_t, T*); \
-  template void transpose<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t);        \
+  template void transpose<T>(const T*, int64_t, int64_t, int64_t, T*, int64_t);                 \
   template void interleave2<T>(const T*, const T*, int64_t, T*);
 TRANQ_INSTANTIATE_CONV_GEMM(float)
 TRANQ_INSTANTIATE_CONV_GEMM(double)

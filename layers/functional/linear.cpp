@@ -16,8 +16,8 @@ void check_matrix(const Tensor& t, const char* op, const char* arg) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_matrix(a, "matmul", "a");
   check_matrix(b, "matmul", "b");
-  TRANQ_CHECK(a.size(1) == b.size(0), "matmul: inner dimensions differ: a {} @ b {}",
-              tensor_str(a), tensor_str(b));
+  TRANQ_CHECK(a.size(1) == b.size(0), "matmul: inner dimensions differ: a {} @ b {}", tensor_str(a),
+              tensor_str(b));
   Tensor ca = a.contiguous(), cb = b.contiguous();
   Tensor out = Tensor::empty({a.size(0), b.size(1)}, a.dtype(), a.device());
   kernels::gemm(false, false, 1.0, ca, cb, 0.0, out);
