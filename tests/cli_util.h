@@ -1,6 +1,7 @@
 #pragma once
 // Runs the tranq CLI as a child process and writes tiny data sets in the real file formats.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -67,6 +68,22 @@ inline void write_tiny_idx(const std::filesystem::path& dir, int n_train, int n_
   write("train", n_train, 1);
   write("t10k", n_test, 2);
 }
+
+// A fresh directory per test (removed afterwards) holding a tiny IDX data set in data_.
+class TempRunDir : public ::testing::Test {
+ protected:
+  void make_dirs(int n_train, int n_test) {
+    root_ = std::filesystem::path(::testing::TempDir()) /
+            ("tranq_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name() + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    data_ = root_ / "data";
+    write_tiny_idx(data_, n_train, n_test);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  std::filesystem::path root_, data_;
+};
 
 inline std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -17,23 +17,14 @@ using tranq::test::run_cli;
 
 namespace {
 
-class Cli : public ::testing::Test {
+class Cli : public tranq::test::TempRunDir {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("tranq_cli_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    data_ = root_ / "data";
-    tranq::test::write_tiny_idx(data_, 96, 40);
-  }
-  void TearDown() override { fs::remove_all(root_); }
+  void SetUp() override { make_dirs(96, 40); }
   std::string train_args(const fs::path& out, const std::string& extra = "") const {
     return "train --dataset fashion-mnist --data " + data_.string() +
            " --model resnet20 --epochs 2 --batch-size 16 --lr 0.05 --seed 3 --threads 1 --workers 1 "
            "--log-every 2 --out " + out.string() + " " + extra;
   }
-  fs::path root_, data_;
 };
 
 double parse_acc(const std::string& out) {

@@ -16,19 +16,13 @@ using tranq::test::run_cli;
 
 namespace {
 
-class CliQat : public ::testing::Test {
+class CliQat : public tranq::test::TempRunDir {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ("tranq_cli_qat_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    data_ = root_ / "data";
-    tranq::test::write_tiny_idx(data_, 64, 32);
+    make_dirs(64, 32);
     auto fp = run_cli(common("--epochs 1 --lr 0.05 --out " + (root_ / "fp").string()));
     ASSERT_EQ(fp.code, 0) << fp.out;
   }
-  void TearDown() override { fs::remove_all(root_); }
   std::string common(const std::string& extra) const {
     return "train --dataset fashion-mnist --data " + data_.string() +
            " --model resnet20 --batch-size 16 --seed 5 --threads 1 --workers 1 --log-every 1 " + extra;
@@ -37,7 +31,6 @@ class CliQat : public ::testing::Test {
     return common("--epochs 2 --lr 0.02 --wbits 2 --optimizer sgdt --target-tr 0.01 --init-from " +
                   (root_ / "fp" / "model.safetensors").string() + " --out " + out.string() + " " + extra);
   }
-  fs::path root_, data_;
 };
 
 double acc_of(const std::string& out) {

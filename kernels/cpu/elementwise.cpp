@@ -26,44 +26,34 @@ constexpr int64_t kParallelMin = 1 << 15;
 
 }  // namespace
 
-void axpby(double alpha, const Tensor& a, double beta, const Tensor& b, const Tensor& out) {
-  check_binary(a, b, out, "axpby");
-  dispatch_floating(a.dtype(), "axpby", [&](auto tag) {
+// out[i] = f(a[i], b[i]) for same-shaped contiguous float tensors.
+template <class F>
+void binary_map(const Tensor& a, const Tensor& b, const Tensor& out, const char* op, F f) {
+  check_binary(a, b, out, op);
+  dispatch_floating(a.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* po = out.data<T>();
-    const T al = static_cast<T>(alpha), be = static_cast<T>(beta);
     const int64_t n = a.numel();
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) po[i] = al * pa[i] + be * pb[i];
+    for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+  });
+}
+
+void axpby(double alpha, const Tensor& a, double beta, const Tensor& b, const Tensor& out) {
+  binary_map(a, b, out, "axpby", [alpha, beta](auto x, auto y) {
+    using T = decltype(x);
+    return static_cast<T>(alpha) * x + static_cast<T>(beta) * y;
   });
 }
 
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
-  check_binary(a, b, out, "add");
-  dispatch_floating(a.dtype(), "add", [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* po = out.data<T>();
-    const int64_t n = a.numel();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) po[i] = pa[i] + pb[i];
-  });
+  binary_map(a, b, out, "add", [](auto x, auto y) { return x + y; });
 }
 
 void mul(const Tensor& a, const Tensor& b, const Tensor& out) {
-  check_binary(a, b, out, "mul");
-  dispatch_floating(a.dtype(), "mul", [&](auto tag) {
-    using T = decltype(tag);
-    const T* pa = a.data<T>();
-    const T* pb = b.data<T>();
-    T* po = out.data<T>();
-    const int64_t n = a.numel();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) po[i] = pa[i] * pb[i];
-  });
+  binary_map(a, b, out, "mul", [](auto x, auto y) { return x * y; });
 }
 
 void scale(const Tensor& a, double s, const Tensor& out) {
