@@ -14,6 +14,7 @@
 
 #include "core/autograd.h"
 #include "gradcheck.h"
+#include "quant_reference.h"
 #include "kernels/quantize.h"
 #include "layers/activation.h"
 #include "layers/batch_norm.h"
@@ -36,21 +37,9 @@ using quant::ScaleInit;
 
 namespace {
 
-// ---- scalar reference of the quantizer (docs/qat-design.md) ----
-
-double ref_round_half_even(double v) {
-  const double f = std::floor(v), d = v - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return std::fmod(f, 2.0) == 0 ? f : f + 1;
-}
-
 // t = x * (g/|s|) evaluated in float, as the layers compute it; then clip and round.
 int ref_code(float x, float s, const QuantRange& r) {
-  const float t = x * (r.g / std::fabs(s));
-  if (r.binary_sign) return t >= 0 ? 1 : -1;
-  return static_cast<int>(
-      ref_round_half_even(std::min(std::max(double(t), double(r.lo)), double(r.hi))));
+  return test::ref_code(static_cast<double>(x * (r.g / std::fabs(s))), r);
 }
 
 // Codes of an f32 tensor with scale [1] or [size(0)] along dim 0.

@@ -11,24 +11,14 @@
 #include "gradcheck.h"
 #include "kernels/quantize.h"
 #include "quant/fake_quantize.h"
+#include "quant_reference.h"
 
 using namespace tranq;
 using kernels::QuantRange;
 
 namespace {
 
-double ref_round_half_even(double v) {
-  const double f = std::floor(v), d = v - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return std::fmod(f, 2.0) == 0 ? f : f + 1;
-}
-
-int ref_code(double t, const QuantRange& r) {
-  if (r.binary_sign) return t >= 0 ? 1 : -1;
-  const double c = std::min(std::max(t, double(r.lo)), double(r.hi));
-  return static_cast<int>(ref_round_half_even(c));
-}
+using test::ref_code;
 
 // t as the design note defines it: x * (g/|s|) evaluated in T.
 template <class T>
