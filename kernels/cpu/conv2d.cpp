@@ -1,20 +1,21 @@
 // CPU convolution as GEMM over the register-blocked micro-kernels of kernels/cpu/gemm.cpp;
 // depthwise convolutions use direct loops (kernels/cpu/conv2d_depthwise.cpp).
 //
-// No im2col matrix. The GEMM reads each row (c, kh, kw) of the virtual im2col matrix as a
-// shifted view of a small per-image source: for stride 1, the zero-padded image itself (row
-// (c, kh, kw) starts at c*Hp*Wp + kh*dh*Wp + kw*dw, and the GEMM skips the Wp - OW columns
-// between output rows); otherwise a copy expanded over kernel columns and row phases (see
-// expand_columns), KW/KH of im2col's size. The data gradient of a stride-1 convolution is
-// itself a stride-1 convolution (of dy with the flipped, transposed kernel); otherwise it is a
-// GEMM into columns followed by col2im. The weight gradient reads the padded image directly.
+// No im2col matrix. The GEMM reads row (c, kh, kw) of the virtual im2col matrix as a shifted
+// view of a small per-image source: the zero-padded image split into stride phases (see
+// Phases; for stride 1 just the padded image, where the row starts at c*Hp*Wp + kh*dh*Wp +
+// kw*dw). Output rows that are whole (or half) vectors are written straight into y, the GEMM
+// skipping the source columns between them; other widths compute those columns too and drop
+// them. The data gradient of a stride-1 convolution is itself a stride-1 convolution (of dy
+// with the flipped, transposed kernel); otherwise it is a GEMM into columns followed by
+// col2im. The weight gradient reads the padded image directly, at any stride.
 //
 // Parallelism. OpenMP threads take (image, group) units, handed out dynamically; a unit owns
 // its outputs, so which thread runs it does not change any result. When there are fewer units
 // than threads (small batches) the threads cooperate inside each unit instead, splitting GEMM
-// columns or weight rows statically. The weight gradient sums over the batch in a fixed number
-// of chunks of images, each into its own buffer, and adds the buffers in chunk order. Every
-// result therefore depends only on the shapes and the thread count (bitwise reproducible).
+// columns or weight rows statically. The weight gradient sums over the batch in chunks of
+// images, each into its own buffer, and adds the buffers in chunk order. Every result
+// therefore depends only on the shapes and the thread count (bitwise reproducible).
 #include "kernels/conv2d.h"
 
 #include <omp.h>
@@ -52,7 +53,9 @@ class Scratch {
   size_t bytes_ = 0;
 };
 
-enum Slot { kSource, kOutput, kGradT, kSlots };
+// Scratch buffers by use; the weight-sized ones (packed, flipped, partial) are filled by the
+// calling thread and read by all.
+enum Slot { kSource, kOutput, kGradT, kPartial, kPacked, kFlipped, kSlots };
 
 template <class T>
 T* scratch(Slot slot, int64_t elems) {
@@ -70,9 +73,9 @@ int usable_threads(const Geom& g) {
   return omp_get_max_threads();
 }
 
-// Chunks of images whose weight-gradient contributions are summed separately (see
-// backward_weight_impl); enough to balance two to eight threads.
-constexpr int64_t kWeightChunks = 16;
+// Weight gradients up to this many elements are summed in four chunks of images per thread
+// (see backward_weight_impl), larger ones in one per thread to bound the buffers.
+constexpr int64_t kSmallWeightElems = 1 << 18;
 
 // Runs body(unit, cooperative) for units 0..n-1: spread over threads when there are enough of
 // them, otherwise one after another with the threads cooperating inside each. Units write
@@ -215,9 +218,9 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   const Phases ph(g);
   const std::vector<int64_t> off = ph.offsets(g);
   const int64_t psize = mk::packed_a_size<T>(g.Og, g.K);
-  std::vector<T> packed(static_cast<size_t>(g.G * psize));
+  T* packed = scratch<T>(kPacked, g.G * psize);
   for (int64_t gi = 0; gi < g.G; ++gi)
-    mk::pack_a(w + gi * g.Og * g.K, g.K, int64_t{1}, g.Og, g.K, packed.data() + gi * psize);
+    mk::pack_a(w + gi * g.Og * g.K, g.K, int64_t{1}, g.Og, g.K, packed + gi * psize);
   // Without padding or stride the input already is the (single-phase) source.
   const bool copy_in = g.sh > 1 || g.sw > 1 || g.ph > 0 || g.pw > 0 || ph.slack > 0;
   // When output rows are whole (or half) vectors the GEMM writes y directly, skipping the
@@ -241,8 +244,8 @@ void forward_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
     T* out = direct ? yg : scratch<T>(kOutput, g.Og * ncols);
     const T* bg = bias ? bias + gi * g.Og : nullptr;
     split_range(ncols, tile, coop, [&](int64_t j0, int64_t j1) {
-      mk::gemm_packed_a(packed.data() + gi * psize, g.Og, g.K, src, off.data(), out, ncols, bg, j0,
-                        j1, layout);
+      mk::gemm_packed_a(packed + gi * psize, g.Og, g.K, src, off.data(), out, ncols, bg, j0, j1,
+                        layout);
     });
     if (!direct) {
 #pragma omp parallel for schedule(static) if (coop)
@@ -316,7 +319,7 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
   if (g.sh == 1 && g.sw == 1 && fh >= 0 && fw >= 0) {
     // dx = conv(dy, w'), w'[c][o][kh][kw] = w[o][c][KH-1-kh][KW-1-kw] within each group, with
     // padding d*(K-1) - pad: the adjoint of a stride-1 convolution is one too.
-    std::vector<T> wf(static_cast<size_t>(g.C * g.Og * g.KH * g.KW));
+    T* wf = scratch<T>(kFlipped, g.C * g.Og * g.KH * g.KW);
     const int64_t taps = g.KH * g.KW;
     for (int64_t gi = 0; gi < g.G; ++gi)
       for (int64_t c = 0; c < g.Cg; ++c)
@@ -327,14 +330,14 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
     Conv2dParams p;
     p.pad_h = fh, p.pad_w = fw, p.dilation_h = g.dh, p.dilation_w = g.dw, p.groups = g.G;
     const Geom flipped({g.N, g.O, g.OH, g.OW}, {g.C, g.Og, g.KH, g.KW}, p);
-    forward_impl(flipped, dy, wf.data(), static_cast<const T*>(nullptr), dx);
+    forward_impl(flipped, dy, static_cast<const T*>(wf), static_cast<const T*>(nullptr), dx);
     return;
   }
   // Strided (or over-padded): columns dcol [K, P] = w_g^T dy_g, scattered back onto the image.
   const int64_t psize = mk::packed_a_size<T>(g.K, g.Og);
-  std::vector<T> packed(static_cast<size_t>(g.G * psize));
+  T* packed = scratch<T>(kPacked, g.G * psize);
   for (int64_t gi = 0; gi < g.G; ++gi)
-    mk::pack_a(w + gi * g.Og * g.K, int64_t{1}, g.K, g.K, g.Og, packed.data() + gi * psize);
+    mk::pack_a(w + gi * g.Og * g.K, int64_t{1}, g.K, g.K, g.Og, packed + gi * psize);
   std::vector<int64_t> off(static_cast<size_t>(g.Og));
   for (int64_t o = 0; o < g.Og; ++o) off[o] = o * g.P;
   const int64_t tile = 3 * mk::gemm_vec_cols<T>();
@@ -346,7 +349,7 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
     T* dxg = dx + (n * g.C + gi * g.Cg) * g.H * g.W;
     T* col = scratch<T>(kOutput, g.K * g.P);
     split_range(g.P, tile, coop, [&](int64_t j0, int64_t j1) {
-      mk::gemm_packed_a(packed.data() + gi * psize, g.K, g.Og, dyg, off.data(), col, g.P,
+      mk::gemm_packed_a(packed + gi * psize, g.K, g.Og, dyg, off.data(), col, g.P,
                         static_cast<const T*>(nullptr), j0, j1, mk::ColumnRows{g.P, 0, 0});
     });
     col2im(g, ph, phase_off, col, scratch<T>(kSource, ph.size(g)), dxg, coop);
@@ -415,17 +418,21 @@ void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
     write_dw(acc.data(), 1);
     return;
   }
-  // A fixed number of contiguous chunks of units, each summed into its own buffer, the buffers
-  // then added in chunk order: the result does not depend on which thread ran which chunk, so
-  // chunks can be handed out dynamically (a thread slowed down by a busy core takes fewer).
-  const int64_t chunks = std::min<int64_t>(units, kWeightChunks);
-  std::vector<T> partial(static_cast<size_t>(chunks * acc_size), T(0));
+  // Contiguous chunks of units (their number set by the shapes and thread count), each summed
+  // into its own buffer, the buffers then added in chunk order: the result does not depend on
+  // which thread ran which chunk, so chunks are handed out dynamically (a thread slowed down
+  // by a busy core takes fewer).
+  const int64_t per_thread = acc_size <= kSmallWeightElems ? 4 : 1;
+  const int64_t chunks = std::min<int64_t>(units, per_thread * threads);
+  // Kept between calls (no page faults); each chunk clears its own buffer.
+  T* partial = scratch<T>(kPartial, chunks * acc_size);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (int64_t ch = 0; ch < chunks; ++ch) {
+    std::fill(partial + ch * acc_size, partial + (ch + 1) * acc_size, T(0));
     for (int64_t u = units * ch / chunks; u < units * (ch + 1) / chunks; ++u)
-      accumulate(u, partial.data() + ch * acc_size, false);
+      accumulate(u, partial + ch * acc_size, false);
   }
-  write_dw(partial.data(), static_cast<int>(chunks));
+  write_dw(partial, chunks);
 }
 
 // ---- checks ----------------------------------------------------------------------------------
