@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -27,6 +28,13 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1.0,
   std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
   for (double& x : v) x = rng.uniform(lo, hi);
   return Tensor::from_vector(v, shape).to(dtype);
+}
+
+// Same shape, dtype and bytes (any strides).
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
 }
 
 // inputs: f64 leaves. f: builds the output from them. Checks d(sum(out*R))/d(input) for every

@@ -124,10 +124,7 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& wan
   }
 }
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
+using test::bitwise_equal;
 
 // Forward and all three gradients through the kernels against the naive loops.
 void check_against_naive(const Config& cfg, DType dtype, double tol) {

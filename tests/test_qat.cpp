@@ -61,11 +61,7 @@ Tensor ref_fake_quant(const Tensor& x, const Tensor& scale, const QuantRange& r)
   return Tensor::from_vector(v, x.shape());
 }
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
-}
+using test::bitwise_equal;
 
 QuantSpec spec_of(int wbits, int abits, bool per_channel, bool learn = true,
                   ScaleInit init = ScaleInit::three_std) {

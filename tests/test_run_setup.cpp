@@ -15,11 +15,7 @@ using namespace tranq;
 
 namespace {
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
-}
+using test::bitwise_equal;
 
 app::TrainConfig qat_config(const std::string& optimizer) {
   app::TrainConfig c;
