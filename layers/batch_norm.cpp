@@ -22,19 +22,33 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum, DTyp
 Tensor BatchNorm2d::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 4 && x.size(1) == num_features_,
               "BatchNorm2d: expected input [N, {}, H, W], got {}", num_features_, tensor_str(x));
-  const bool training = is_training();
-  Tensor y =
-      ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, training, momentum_, eps_);
-  if (training) {
-    if (num_batches_tracked_.device().is_cpu()) {
-      ++num_batches_tracked_.data<int64_t>()[0];
-    } else {
-      Tensor host = num_batches_tracked_.to(Device::cpu()).clone();
-      ++host.data<int64_t>()[0];
-      num_batches_tracked_.copy_(host.to(num_batches_tracked_.device()));
-    }
-  }
+  Tensor y = ops::batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(),
+                             momentum_, eps_);
+  count_batch();
   return y;
+}
+
+Tensor BatchNorm2d::forward_act(const Tensor& x, const Tensor& residual, bool relu) {
+  TRANQ_CHECK(x.dim() == 4 && x.size(1) == num_features_,
+              "BatchNorm2d: expected input [N, {}, H, W], got {}", num_features_, tensor_str(x));
+  TRANQ_CHECK(!residual.defined() || residual.shape() == x.shape(),
+              "BatchNorm2d: the residual must have the input's shape {}, got {}", tensor_str(x),
+              tensor_str(residual));
+  Tensor y = ops::batch_norm_act(x, weight_, bias_, running_mean_, running_var_, is_training(),
+                                 momentum_, eps_, residual, relu);
+  count_batch();
+  return y;
+}
+
+void BatchNorm2d::count_batch() {
+  if (!is_training()) return;
+  if (num_batches_tracked_.device().is_cpu()) {
+    ++num_batches_tracked_.data<int64_t>()[0];
+  } else {
+    Tensor host = num_batches_tracked_.to(Device::cpu()).clone();
+    ++host.data<int64_t>()[0];
+    num_batches_tracked_.copy_(host.to(num_batches_tracked_.device()));
+  }
 }
 
 }  // namespace tranq

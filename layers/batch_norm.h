@@ -17,6 +17,9 @@ class BatchNorm2d : public Module {
   // num_batches_tracked (as PyTorch does; the counter is not used since momentum is fixed).
   // Eval: normalises with the running statistics and changes nothing.
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual) in one fused pass (ops::batch_norm_act); residual may be
+  // undefined. Same effects on the running statistics as forward.
+  Tensor forward_act(const Tensor& x, const Tensor& residual, bool relu);
 
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
@@ -28,6 +31,8 @@ class BatchNorm2d : public Module {
   double momentum() const { return momentum_; }
 
  private:
+  void count_batch();
+
   int64_t num_features_;
   double eps_, momentum_;
   Tensor weight_, bias_, running_mean_, running_var_, num_batches_tracked_;

@@ -49,6 +49,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum = 0.1, double eps = 1e-5);
+// relu(batch_norm(x) + residual) in one pass (kernels/batch_norm_act.h); residual may be
+// undefined and relu false, so it also serves as plain BN + ReLU or BN + add. Equal to the
+// composition of batch_norm, add and relu up to float rounding; gradients flow to x, weight,
+// bias and residual.
+Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      const Tensor& running_mean, const Tensor& running_var, bool training,
+                      double momentum, double eps, const Tensor& residual, bool relu);
 
 // ---- pooling, x [N,C,H,W] ----
 struct Pool2dParams {

@@ -39,13 +39,20 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride
   }
 }
 
+// BN, residual add and ReLU run fused when the children are the stock ones; a model whose
+// BN or ReLU was swapped for another module runs the plain chain.
 Tensor BasicBlock::forward(const Tensor& x) {
   auto& c = children();
   Module& relu = *c[kRelu].second;
-  Tensor out = relu(c[kBn1].second->forward(c[kConv1].second->forward(x)));
-  out = c[kBn2].second->forward(c[kConv2].second->forward(out));
+  const bool stock_relu = dynamic_cast<ReLU*>(&relu) != nullptr;
+  auto* bn1 = dynamic_cast<BatchNorm2d*>(c[kBn1].second.get());
+  auto* bn2 = dynamic_cast<BatchNorm2d*>(c[kBn2].second.get());
+  Tensor h = c[kConv1].second->forward(x);
+  h = bn1 && stock_relu ? bn1->forward_act(h, Tensor(), true) : relu(c[kBn1].second->forward(h));
+  h = c[kConv2].second->forward(h);
   Tensor identity = has_downsample_ ? c[kDownsample].second->forward(x) : x;
-  return relu(ops::add(out, identity));
+  if (bn2 && stock_relu) return bn2->forward_act(h, identity, true);
+  return relu(ops::add(c[kBn2].second->forward(h), identity));
 }
 
 ResNet::ResNet(const ResNetConfig& config, int64_t in_channels, int64_t num_classes, uint64_t seed,
@@ -87,8 +94,17 @@ ResNet::ResNet(const ResNetConfig& config, int64_t in_channels, int64_t num_clas
 Tensor ResNet::forward(const Tensor& x) {
   auto& c = children();
   Tensor y = x;
-  // Everything up to avgpool runs in order; fc (the last child) needs [N, C].
-  for (size_t i = 0; i + 1 < c.size(); ++i) y = c[i].second->forward(y);
+  // Everything up to avgpool runs in order (a stock BN followed by a stock ReLU fused); fc
+  // (the last child) needs [N, C].
+  for (size_t i = 0; i + 1 < c.size(); ++i) {
+    auto* bn = dynamic_cast<BatchNorm2d*>(c[i].second.get());
+    if (bn && i + 2 < c.size() && dynamic_cast<ReLU*>(c[i + 1].second.get())) {
+      y = bn->forward_act(y, Tensor(), true);
+      ++i;
+      continue;
+    }
+    y = c[i].second->forward(y);
+  }
   return c.back().second->forward(ops::flatten(y, 1));
 }
 
