@@ -21,8 +21,8 @@ int64_t count_correct(const Tensor& logits_in, const Tensor& labels_in) {
   return correct;
 }
 
-double evaluate(Module& model, const data::ImageSet& set, const data::Normalization& norm,
-                int64_t batch_size, int workers) {
+EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> source,
+                    int64_t batch_size, int workers) {
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
@@ -30,17 +30,20 @@ double evaluate(Module& model, const data::ImageSet& set, const data::Normalizat
   opt.batch_size = batch_size;
   opt.shuffle = false;
   opt.workers = workers;
-  opt.norm = norm;
-  data::Loader loader(set, opt);
+  data::Loader loader(std::move(source), opt);
   loader.start_epoch(0);
   data::Batch batch;
-  int64_t correct = 0, seen = 0;
+  EvalResult r;
+  int64_t correct = 0;
   while (loader.next(batch)) {
+    r.skipped.insert(r.skipped.end(), batch.skipped.begin(), batch.skipped.end());
+    if (batch.labels.numel() == 0) continue;
     correct += count_correct(model.forward(batch.images), batch.labels);
-    seen += batch.labels.numel();
+    r.seen += batch.labels.numel();
   }
   model.train(was_training);
-  return seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+  r.accuracy = r.seen ? static_cast<double>(correct) / static_cast<double>(r.seen) : 0.0;
+  return r;
 }
 
 }  // namespace tranq::app

@@ -1,5 +1,7 @@
 #pragma once
-#include "datasets/dataset.h"
+#include <memory>
+
+#include "datasets/sample_source.h"
 #include "layers/module.h"
 
 namespace tranq::app {
@@ -7,9 +9,15 @@ namespace tranq::app {
 // Number of rows of logits [N,C] whose argmax equals the label (first maximum wins).
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
-// Top-1 accuracy in [0,1] of the model (put in eval mode, restored after) on a data set,
-// normalised with norm, without augmentation.
-double evaluate(Module& model, const data::ImageSet& set, const data::Normalization& norm,
-                int64_t batch_size, int workers);
+struct EvalResult {
+  double accuracy = 0;   // top-1, in [0, 1], over the samples that could be read
+  int64_t seen = 0;
+  std::vector<std::string> skipped;  // unreadable samples ("PATH: reason")
+};
+
+// Top-1 accuracy of the model (put in eval mode, restored after) on a source that applies no
+// augmentation.
+EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> source,
+                    int64_t batch_size, int workers);
 
 }  // namespace tranq::app

@@ -1,4 +1,4 @@
-// The tranq command line: train, eval, bench. The only place in tranq that exits: library
+// The tranq command line: train, eval, export, convert, plot, bench. The only place in tranq that exits: library
 // errors arrive as exceptions and leave as one line on stderr with exit code 2.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -10,13 +10,14 @@
 #include <iostream>
 
 #include "apps/bench.h"
+#include "apps/convert.h"
 #include "apps/evaluate.h"
 #include "apps/plot.h"
 #include "apps/run_setup.h"
 #include "apps/trainer.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
-#include "datasets/registry.h"
+#include "datasets/sources.h"
 #include "models/registry.h"
 #include "tranq/config.h"
 
@@ -32,9 +33,15 @@ std::string join(const std::vector<std::string>& v) {
 
 void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   auto* t = app.add_subcommand("train", "Train a model (full precision) and evaluate it every epoch");
-  t->add_option("--dataset", c.dataset, "Data set: " + join(tranq::data::dataset_names()))
+  t->add_option("--dataset", c.dataset, "Data set: " + join(tranq::data::all_dataset_names()))
       ->capture_default_str();
-  t->add_option("--data", c.data_dir, "Directory holding the data set's files (kept by --resume)");
+  t->add_option("--data", c.data_dir,
+                "Directory holding the data set's files (kept by --resume); imagenet|folder: "
+                "DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg");
+  t->add_option("--image-size", c.image_size,
+                "imagenet|folder: training crop and evaluation size (0: 224; evaluation resizes "
+                "the shorter side to size*256/224 first)")
+      ->capture_default_str();
   t->add_option("--model", c.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   t->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
   t->add_option("--batch-size", c.batch_size, "Batch size")->capture_default_str();
@@ -127,17 +134,20 @@ int main(int argc, char** argv) {
 
   struct {
     std::string model = "resnet20", weights, dataset = "fashion-mnist", data;
-    int64_t batch_size = 256;
-    int threads = 2;
+    int64_t batch_size = 256, image_size = 0;
+    int threads = 2, workers = 1;
   } ev;
   auto* e = app.add_subcommand("eval", "Evaluate weights on a data set's test split");
   e->add_option("--model", ev.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   e->add_option("--weights", ev.weights, "Weights (.safetensors with PyTorch names)")->required();
-  e->add_option("--dataset", ev.dataset, "Data set: " + join(tranq::data::dataset_names()))
+  e->add_option("--dataset", ev.dataset, "Data set: " + join(tranq::data::all_dataset_names()))
       ->capture_default_str();
   e->add_option("--data", ev.data, "Directory holding the data set's files")->required();
+  e->add_option("--image-size", ev.image_size, "imagenet|folder: evaluation crop size (0: 224)")
+      ->capture_default_str();
   e->add_option("--batch-size", ev.batch_size, "Batch size")->capture_default_str();
   e->add_option("--threads", ev.threads, "Compute threads")->capture_default_str();
+  e->add_option("--workers", ev.workers, "Data loading threads")->capture_default_str();
 
   tranq::app::BenchConfig bc;
   auto* b = app.add_subcommand("bench", "Time training steps on random data (prints one JSON line)");
@@ -153,14 +163,26 @@ int main(int argc, char** argv) {
   b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")->capture_default_str();
 
   struct {
-    std::string model = "resnet20", weights, dataset = "fashion-mnist", out;
+    std::string model = "resnet20", weights, dataset = "fashion-mnist", data, out;
   } ex;
   auto* x = app.add_subcommand("export", "Write the integer model of QAT weights: int8 codes and scales");
   x->add_option("--model", ex.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   x->add_option("--dataset", ex.dataset, "Data set the model was trained on (channels, classes)")
       ->capture_default_str();
+  x->add_option("--data", ex.data, "folder data sets: their directory (the classes are counted)");
   x->add_option("--weights", ex.weights, "QAT weights (RUNDIR/model.safetensors)")->required();
   x->add_option("--out", ex.out, "Output .safetensors")->required();
+
+  struct {
+    std::string model = "resnet20", weights, out;
+  } cv;
+  auto* cvt = app.add_subcommand(
+      "convert", "Write torchvision-named full-precision weights (for PyTorch or --init-from) from "
+                 "a run's model.safetensors or checkpoint.safetensors, QAT runs included");
+  cvt->add_option("--model", cv.model, "Model: " + join(tranq::model_names()))->capture_default_str();
+  cvt->add_option("--weights", cv.weights, "Input: RUNDIR/model.safetensors or RUNDIR/checkpoint.safetensors")
+      ->required();
+  cvt->add_option("--out", cv.out, "Output .safetensors")->required();
 
   std::string plot_dir, plot_out;
   auto* pl = app.add_subcommand("plot", "Draw a run's loss, accuracy, transition rates and TALR as SVG");
@@ -180,23 +202,32 @@ int main(int argc, char** argv) {
       fmt::print("test_acc={:.2f}\n", 100 * acc);
     } else if (app.got_subcommand("eval")) {
       tranq::set_num_threads(ev.threads);
-      auto set = tranq::data::load_dataset(ev.dataset, ev.data, "test");
+      tranq::data::SourceOptions so;
+      so.augment = false;
+      so.image_size = ev.image_size;
+      auto set = tranq::data::open_dataset(ev.dataset, ev.data, "test", so);
       auto content = tranq::load_safetensors(ev.weights);
-      auto model = tranq::app::model_for_weights(ev.model, set.images.size(1), set.num_classes,
-                                                 content.metadata);
+      auto model = tranq::app::model_for_weights(ev.model, set->sample_shape()[0],
+                                                 set->num_classes(), content.metadata);
       tranq::app::load_weights(*model, content, ev.weights);
-      double acc = tranq::app::evaluate(*model, set, tranq::data::standard_normalization(ev.dataset),
-                                        ev.batch_size, 1);
-      fmt::print("test_acc={:.2f}\n", 100 * acc);
+      auto r = tranq::app::evaluate(*model, set, ev.batch_size, ev.workers);
+      if (!r.skipped.empty())
+        fmt::print(stderr, "tranq: skipped {} unreadable images, first: {}\n", r.skipped.size(),
+                   r.skipped.front());
+      fmt::print("test_acc={:.2f}\n", 100 * r.accuracy);
     } else if (app.got_subcommand("export")) {
       auto content = tranq::load_safetensors(ex.weights);
-      auto model = tranq::app::model_for_weights(ex.model, tranq::data::dataset_channels(ex.dataset),
-                                                 tranq::data::dataset_num_classes(ex.dataset),
+      const auto shape = tranq::data::dataset_shape(ex.dataset, ex.data);
+      auto model = tranq::app::model_for_weights(ex.model, shape.channels, shape.classes,
                                                  content.metadata);
       tranq::app::load_weights(*model, content, ex.weights);
       auto out = tranq::app::export_integer_model(*model, content.metadata);
       tranq::save_safetensors(ex.out, out.tensors, out.metadata);
       fmt::print("wrote {} ({} tensors)\n", ex.out, out.tensors.size());
+    } else if (app.got_subcommand("convert")) {
+      auto r = tranq::app::convert_weights(cv.model, cv.weights, cv.out);
+      fmt::print("wrote {} ({} tensors, {} input channels, {} classes; {} tensors left out)\n",
+                 cv.out, r.tensors, r.in_channels, r.classes, r.dropped);
     } else if (app.got_subcommand("plot")) {
       tranq::app::write_run_plot(plot_dir, plot_out);
     } else if (app.got_subcommand("bench")) {

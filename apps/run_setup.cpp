@@ -145,7 +145,8 @@ void load_weights(Module& model, const SafetensorsContent& content, const std::s
       }
       for (const auto& m : r.missing)
         TRANQ_CHECK(allowed.count(m), "integer model lacks '{}'", m);
-      TRANQ_CHECK(r.unexpected.empty(), "unexpected tensors: {}", r.str());
+      TRANQ_CHECK(r.unexpected.empty() && r.mismatched.empty(), "unexpected tensors: {}",
+                  r.str());
       for (auto& [name, q] : quant::quantized_layers(model)) q->set_integer_mode(true);
     }
   } catch (const ValueError& e) {

@@ -25,6 +25,7 @@ nlohmann::json to_json(const TrainConfig& c) {
 #define X(f) j[#f] = c.f;
   TRANQ_CONFIG_FIELDS(X)
 #undef X
+  j["image_size"] = c.image_size;
   return j;
 }
 
@@ -34,6 +35,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
 #define X(f) j.at(#f).get_to(c.f);
     TRANQ_CONFIG_FIELDS(X)
 #undef X
+    c.image_size = j.value("image_size", int64_t{0});  // absent in runs made before it existed
   } catch (const nlohmann::json::exception& e) {
     TRANQ_THROW(FormatError, "run config is incomplete or mistyped: {}", e.what());
   }

@@ -23,6 +23,7 @@ struct TrainConfig {
   bool nesterov = true;
   double label_smoothing = 0.0;
   bool augment = true;
+  int64_t image_size = 0;        // image-folder data sets: crop size (0: 224)
   uint64_t seed = 0;
   int threads = 2;               // per invocation: --resume keeps the value given
   int workers = 1;

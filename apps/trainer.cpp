@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "core/safetensors.h"
 #include "datasets/loader.h"
+#include "datasets/sources.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
 #include "optim/lr_schedule.h"
@@ -47,6 +48,16 @@ void restore_dropout_states(Module& model, const nlohmann::json& j) {
   }
 }
 
+// Unreadable images are skipped, named on stderr (the first few of an epoch) and counted.
+void report_skipped(const std::vector<std::string>& skipped, int64_t& count) {
+  constexpr int64_t kNamed = 10;
+  for (const std::string& what : skipped) {
+    if (count < kNamed) fmt::print(stderr, "tranq: skipping unreadable image {}\n", what);
+    if (count == kNamed) fmt::print(stderr, "tranq: more unreadable images skipped (counted)\n");
+    ++count;
+  }
+}
+
 }  // namespace
 
 double run_train(TrainConfig cfg, bool resume) {
@@ -66,17 +77,19 @@ double run_train(TrainConfig cfg, bool resume) {
   set_num_threads(cfg.threads);
 
   // Everything that can fail on bad input happens before the run directory is touched.
-  data::ImageSet train_set = data::load_dataset(cfg.dataset, cfg.data_dir, "train");
-  data::ImageSet test_set = data::load_dataset(cfg.dataset, cfg.data_dir, "test");
-  const data::Normalization norm = data::standard_normalization(cfg.dataset);
-  const int64_t in_channels = train_set.images.size(1);
+  data::SourceOptions train_opt, test_opt;
+  train_opt.augment = cfg.augment;
+  train_opt.image_size = test_opt.image_size = cfg.image_size;
+  std::shared_ptr<data::SampleSource> train_set =
+      data::open_dataset(cfg.dataset, cfg.data_dir, "train", train_opt);
+  std::shared_ptr<data::SampleSource> test_set =
+      data::open_dataset(cfg.dataset, cfg.data_dir, "test", test_opt);
+  const int64_t in_channels = train_set->sample_shape()[0];
   data::LoaderOptions lo;
   lo.batch_size = cfg.batch_size;
   lo.shuffle = true;
   lo.seed = cfg.seed;
   lo.workers = cfg.workers;
-  lo.norm = norm;
-  if (cfg.augment) lo.augment = data::default_augmentation(cfg.dataset, true);
   data::Loader loader(train_set, lo);
   const int64_t batches = loader.batches_per_epoch();
   const int64_t total_steps = cfg.epochs * batches;
@@ -88,7 +101,7 @@ double run_train(TrainConfig cfg, bool resume) {
   so.step_size = std::max<int64_t>(1, total_steps / 3);
   so.milestones = {total_steps / 2, total_steps * 3 / 4};
   auto schedule = optim::make_lr_schedule(so);
-  RunSetup run = build_run(cfg, in_channels, train_set.num_classes, total_steps);
+  RunSetup run = build_run(cfg, in_channels, train_set->num_classes(), total_steps);
   Module* model = run.model.get();
   optim::Optimizer* opt = run.opt.get();
   std::map<std::string, std::string> model_meta;
@@ -113,7 +126,10 @@ double run_train(TrainConfig cfg, bool resume) {
       // transitions are counted against.
       loader.start_epoch(0);
       data::Batch first;
-      loader.next(first);
+      while (loader.next(first) && first.labels.numel() == 0) {
+      }
+      TRANQ_CHECK_AS(IoError, first.labels.numel() > 0,
+                     "no readable training image to calibrate the activation scales with");
       quant::calibrate_activation_scales(*model, first.images);
       run.qat->initialise();
     }
@@ -132,6 +148,7 @@ double run_train(TrainConfig cfg, bool resume) {
     if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
     loader.start_epoch(pos.epoch, pos.batch);
     auto epoch_start = clock::now();
+    int64_t epoch_skipped = 0;
     auto window_start = epoch_start;
     int64_t window_images = 0, epoch_images = 0;
     double window_loss = 0;
@@ -140,6 +157,11 @@ double run_train(TrainConfig cfg, bool resume) {
     TransitionWindow transitions;
     while (loader.next(batch)) {
       if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
+      report_skipped(batch.skipped, epoch_skipped);
+      if (batch.labels.numel() == 0) {  // every sample unreadable: nothing to train on
+        pos.batch = batch.index + 1;
+        continue;
+      }
       const double lr = cfg.lr * schedule->factor(pos.step);
       for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
       if (run.qat) run.qat->before_step(*opt);  // TRS: the TALR drives the quantized weights
@@ -196,7 +218,9 @@ double run_train(TrainConfig cfg, bool resume) {
       break;
     }
     const double epoch_secs = std::chrono::duration<double>(clock::now() - epoch_start).count();
-    test_acc = evaluate(*model, test_set, norm, 256, cfg.workers);
+    const EvalResult eval = evaluate(*model, test_set, 256, cfg.workers);
+    report_skipped(eval.skipped, epoch_skipped);
+    test_acc = eval.accuracy;
     const double train_acc = static_cast<double>(pos.epoch_correct) / pos.epoch_seen;
     const double train_loss = pos.epoch_loss_sum / pos.epoch_seen;
     metrics.write({{"kind", "epoch"},
@@ -206,7 +230,8 @@ double run_train(TrainConfig cfg, bool resume) {
                    {"lr", cfg.lr * schedule->factor(pos.step - 1)},
                    {"train_acc", train_acc},
                    {"test_acc", test_acc},
-                   {"images_per_s", epoch_secs > 0 ? epoch_images / epoch_secs : 0.0}});
+                   {"images_per_s", epoch_secs > 0 ? epoch_images / epoch_secs : 0.0},
+                   {"skipped_images", epoch_skipped}});
     progress.finish_epoch(fmt::format("epoch {}/{} loss {:.4f} train_acc {:.2f}% test_acc {:.2f}%",
                                       pos.epoch + 1, cfg.epochs, train_loss, 100 * train_acc,
                                       100 * test_acc));
@@ -221,7 +246,7 @@ double run_train(TrainConfig cfg, bool resume) {
     std::swap(pos, next);
   }
   if (test_acc < 0) {  // resumed a finished run, or stopped early: evaluate what we have
-    test_acc = evaluate(*model, test_set, norm, 256, cfg.workers);
+    test_acc = evaluate(*model, test_set, 256, cfg.workers).accuracy;
     save_safetensors(model_path(cfg.out), model->state_dict(), model_meta);
   }
   return test_acc;

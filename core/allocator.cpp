@@ -1,5 +1,6 @@
 #include "core/allocator.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -64,6 +65,17 @@ CachingAllocator::Stats cpu_allocator_stats() { return cpu_backend().cache().sta
 
 void register_backend(DeviceType type, DeviceBackend* backend) { slot(type) = backend; }
 
+namespace {
+std::atomic<Allocator*> pinned_slot{nullptr};
+}  // namespace
+
+void register_pinned_allocator(Allocator* allocator) { pinned_slot.store(allocator); }
+
+Allocator& pinned_allocator() {
+  Allocator* a = pinned_slot.load();
+  return a ? *a : cpu_allocator();
+}
+
 DeviceBackend& backend_for(DeviceType type) {
   if (type == DeviceType::cpu) return cpu_backend();
   DeviceBackend* b = slot(type);
@@ -77,6 +89,11 @@ DeviceBackend& backend_for(DeviceType type) {
 
 Buffer::Buffer(size_t bytes, Device device)
     : bytes_(bytes), device_(device), allocator_(&backend_for(device.type).allocator(device.index)) {
+  data_ = allocator_->allocate(bytes);
+}
+
+Buffer::Buffer(size_t bytes, Device device, Allocator& allocator)
+    : bytes_(bytes), device_(device), allocator_(&allocator) {
   data_ = allocator_->allocate(bytes);
 }
 

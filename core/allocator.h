@@ -32,11 +32,18 @@ DeviceBackend& backend_for(DeviceType type);
 // 64-byte aligned host memory.
 Allocator& cpu_allocator();
 
+// Page-locked host memory, for buffers copied to a GPU (the loader's batches): the CUDA
+// backend registers its allocator when initialised; until then this is cpu_allocator().
+void register_pinned_allocator(Allocator* allocator);
+Allocator& pinned_allocator();
+
 // Move-only RAII owner of one allocation on one device.
 class Buffer {
  public:
   Buffer() = default;
   Buffer(size_t bytes, Device device);
+  // Memory from a given allocator of that device (e.g. pinned_allocator() for the host).
+  Buffer(size_t bytes, Device device, Allocator& allocator);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;

@@ -49,11 +49,13 @@ void check_dtype(const Tensor& t, DType d, const char* op, const char* arg) {
 
 namespace {
 
-std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device) {
+std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device,
+                                      Allocator* allocator = nullptr) {
   for (int64_t d : shape) TRANQ_CHECK(d >= 0, "negative dimension in shape {}", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
   size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
-  impl->storage = std::make_shared<Buffer>(bytes, device);
+  impl->storage = allocator ? std::make_shared<Buffer>(bytes, device, *allocator)
+                            : std::make_shared<Buffer>(bytes, device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -102,6 +104,10 @@ void strided_copy_cpu(const Tensor& dst, const Tensor& src) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(make_impl(shape, dtype, device));
+}
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  return Tensor(make_impl(shape, dtype, Device::cpu(), &pinned_allocator()));
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {

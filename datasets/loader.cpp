@@ -28,14 +28,16 @@ const ImageSet& checked(const ImageSet& set) {
 }  // namespace
 
 Loader::Loader(const ImageSet& set, LoaderOptions opt)
-    : set_(checked(set)), opt_(std::move(opt)), norm_(opt_.norm, set_.images.size(1)) {
+    : Loader(std::make_shared<ImageSetSource>(checked(set), opt.augment, opt.norm), opt) {}
+
+Loader::Loader(std::shared_ptr<const SampleSource> source, LoaderOptions opt)
+    : source_(std::move(source)), opt_(std::move(opt)) {
+  TRANQ_CHECK(source_ != nullptr, "Loader: no sample source");
   TRANQ_CHECK(opt_.batch_size > 0, "Loader: batch_size must be positive, got {}", opt_.batch_size);
   TRANQ_CHECK(opt_.workers >= 0, "Loader: workers must be >= 0, got {}", opt_.workers);
   TRANQ_CHECK(opt_.prefetch >= 1, "Loader: prefetch must be >= 1, got {}", opt_.prefetch);
   TRANQ_CHECK(opt_.augment.crop_padding >= 0, "Loader: crop padding must be >= 0, got {}",
               opt_.augment.crop_padding);
-  pixels_ = set_.images.data<uint8_t>();
-  labels_ = set_.labels.data<int32_t>();
 }
 
 Loader::~Loader() {
@@ -43,12 +45,12 @@ Loader::~Loader() {
 }
 
 int64_t Loader::batches_per_epoch() const {
-  const int64_t n = set_.size(), b = opt_.batch_size;
+  const int64_t n = source_->size(), b = opt_.batch_size;
   return opt_.drop_last ? n / b : (n + b - 1) / b;
 }
 
 std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order(static_cast<size_t>(set_.size()));
+  std::vector<int64_t> order(static_cast<size_t>(source_->size()));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
   if (opt_.shuffle) {
     Rng rng(opt_.seed, static_cast<uint64_t>(epoch));
@@ -64,20 +66,31 @@ Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64
   const int64_t begin = b * opt_.batch_size;
   const int64_t count = std::min(opt_.batch_size, n - begin);
   TRANQ_CHECK(b >= 0 && count > 0, "Loader: batch {} is outside the epoch of {} samples", b, n);
-  const int64_t C = set_.images.size(1), H = set_.images.size(2), W = set_.images.size(3);
-  const int64_t sample = C * H * W;
+  const Shape shape = source_->sample_shape();
+  const int64_t sample = shape_numel(shape);
   Batch out;
   out.index = b;
-  out.images = Tensor::empty({count, C, H, W}, DType::f32);
+  Shape batch_shape = {count};
+  batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
+  out.images = opt_.pinned ? Tensor::empty_pinned(batch_shape, DType::f32)
+                           : Tensor::empty(batch_shape, DType::f32);
   out.labels = Tensor::empty({count}, DType::i32);
   float* img = out.images.data<float>();
   int32_t* lab = out.labels.data<int32_t>();
+  int64_t kept = 0;
+  std::string error;
   for (int64_t i = 0; i < count; ++i) {
     const int64_t idx = order[begin + i];
     Rng rng = sample_rng(opt_.seed, epoch, idx);
-    const CropFlip choice = draw_augmentation(opt_.augment, rng);
-    augment_normalize(pixels_ + idx * sample, C, H, W, choice, norm_, img + i * sample);
-    lab[i] = labels_[idx];
+    if (!source_->load(idx, rng, img + kept * sample, &error)) {
+      out.skipped.push_back(error);
+      continue;
+    }
+    lab[kept++] = source_->label(idx);
+  }
+  if (kept < count) {
+    out.images = out.images.narrow(0, 0, kept);
+    out.labels = out.labels.narrow(0, 0, kept);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #pragma once
-// The prefetching batch loader: shuffles, augments and normalises an ImageSet into f32 batches
-// on background threads, delivering them in a fixed order.
+// The prefetching batch loader: shuffles a SampleSource (an in-memory ImageSet, or JPEG folders
+// decoded on the fly) into f32 batches assembled on background threads, delivered in a fixed
+// order.
 //
 // Determinism: the sample order of epoch e is a Fisher-Yates shuffle drawn from
 // Rng(seed, e); a sample's augmentation is drawn from sample_rng(seed, e, dataset index). So a
@@ -17,6 +18,7 @@
 #include "core/tensor.h"
 #include "datasets/dataset.h"
 #include "datasets/registry.h"
+#include "datasets/sample_source.h"
 #include "datasets/transforms.h"
 
 namespace tranq::data {
@@ -25,6 +27,9 @@ struct Batch {
   Tensor images;      // f32 [B, C, H, W], augmented and normalised
   Tensor labels;      // i32 [B]
   int64_t index = 0;  // batch index within the epoch
+  // Samples of this batch that could not be read ("PATH: reason"), left out of images/labels:
+  // B is the batch size minus their number (possibly 0).
+  std::vector<std::string> skipped;
 };
 
 struct LoaderOptions {
@@ -34,8 +39,11 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int workers = 2;   // background threads; 0 assembles each batch inside next()
   int prefetch = 4;  // at most this many batches are assembled ahead of the consumer (>= 1)
-  AugmentOptions augment;
-  Normalization norm;  // see Normalization: empty means pixel / 255
+  AugmentOptions augment;  // ImageSet constructor only
+  Normalization norm;      // ImageSet constructor only; empty means pixel / 255
+  // Allocate batch images in page-locked host memory (fast, asynchronous copies to a GPU) when
+  // the CUDA backend is initialised; plain host memory otherwise.
+  bool pinned = false;
 };
 
 // One consumer thread calls start_epoch/next; the loader itself is not meant to be shared.
@@ -45,13 +53,15 @@ class Loader {
   // (no copy) and keeps them alive. Do not write to the set's tensors while the loader is in use.
   // Throws ValueError for an inconsistent set or options.
   Loader(const ImageSet& set, LoaderOptions opt);
+  // Any source; opt.augment and opt.norm are not used (the source applies its own transform).
+  Loader(std::shared_ptr<const SampleSource> source, LoaderOptions opt);
   ~Loader();  // stops and joins the workers, also mid-epoch
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
   int64_t batches_per_epoch() const;
   const LoaderOptions& options() const { return opt_; }
-  const ImageSet& set() const { return set_; }
+  const SampleSource& source() const { return *source_; }
 
   // Starts epoch `epoch` (0-based) at batch `first_batch` in [0, batches_per_epoch()], for exact
   // resumption. Abandons whatever remains of the previous epoch.
@@ -69,11 +79,8 @@ class Loader {
   void stop_workers();
   void worker_loop();
 
-  ImageSet set_;
+  std::shared_ptr<const SampleSource> source_;
   LoaderOptions opt_;
-  PixelNormalizer norm_;
-  const uint8_t* pixels_ = nullptr;
-  const int32_t* labels_ = nullptr;
 
   // The current epoch; written only while no worker runs.
   int64_t epoch_ = -1;

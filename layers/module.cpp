@@ -86,12 +86,12 @@ LoadReport Module::load_state_dict(const NamedTensors& dict, bool strict) {
   }
   for (const auto& [n, t] : dict)
     if (!known.count(n)) report.unexpected.push_back(n);
-  if (!report.mismatched.empty() || (strict && !report.ok())) {
+  if (strict && !report.ok()) {
     TRANQ_THROW(ValueError, "state dict does not match the model: {}", report.str());
   }
   for (const auto& [n, t] : mine) {
     auto it = given.find(n);
-    if (it == given.end()) continue;
+    if (it == given.end() || it->second->shape() != t.shape()) continue;
     Tensor src = it->second->to(Device::cpu()).to(t.dtype()).to(t.device());
     t.copy_(src);
   }

@@ -38,8 +38,8 @@ class Module {
   NamedTensors state_dict() const;
   // Copies values into this module's tensors (converting dtype, not shape). With strict, any
   // mismatch throws ValueError listing every missing, unexpected and wrong-shaped tensor;
-  // without it, matching tensors are loaded and the report lists the rest (wrong shapes
-  // still throw).
+  // without it, matching tensors are loaded and the report lists the rest: missing ones keep
+  // their values, unexpected and wrong-shaped ones are ignored (a different classifier head).
   LoadReport load_state_dict(const NamedTensors& dict, bool strict = true);
 
   void train(bool on = true);

@@ -1,4 +1,4 @@
-# Prints the torchvision state-dict names and shapes embedded in tests/test_models.cpp
+# Prints the torchvision state-dict names and shapes embedded in tests/torchvision_state_dicts.h
 # (run with /usr/bin/python3 and torchvision 0.14).
 import torch, torch.nn as nn, torchvision
 from torchvision.models.resnet import BasicBlock
@@ -50,6 +50,7 @@ def dump(name, m):
 dump("Resnet20", ResNet20(3, 10))
 dump("Resnet18", torchvision.models.resnet18())
 dump("MobilenetV2", torchvision.models.mobilenet_v2())
+dump("Resnet34", torchvision.models.resnet34())
 for in_ch, nc in [(1, 10), (3, 10)]:
     print("resnet20", in_ch, nc, sum(p.numel() for p in ResNet20(in_ch, nc).parameters()))
     m = torchvision.models.resnet18(num_classes=nc); m.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)

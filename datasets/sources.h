@@ -1,0 +1,43 @@
+#pragma once
+// Every data set the CLI knows, by name, as a SampleSource for the loader: the in-memory sets
+// of datasets/registry.h and the image-folder sets
+//   imagenet  DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG (torchvision's ImageFolder
+//             layout; classes sorted by name), ImageNet statistics
+//   folder    any data set in the same layout (DIR/test is used when DIR/val is absent)
+// Image-folder training uses torchvision's reference recipe, RandomResizedCrop(size, 0.08-1,
+// 3/4-4/3) + horizontal flip; evaluation resizes the shorter side to size * 256 / 224 and takes
+// the centre size x size crop.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datasets/sample_source.h"
+
+namespace tranq::data {
+
+struct SourceOptions {
+  bool augment = true;     // the training recipe (train split only); false: the eval transform
+  int64_t image_size = 0;  // image-folder sets: output size (0: 224); others: must be 0
+};
+
+bool is_folder_dataset(const std::string& name);
+// load_dataset's names, then "imagenet" and "folder".
+std::vector<std::string> all_dataset_names();
+// The directory of an image-folder split: DIR/train for "train"; DIR/val, else DIR/test, for
+// "test". Throws IoError naming what was looked for when absent.
+std::string folder_split_dir(const std::string& dir, const std::string& split);
+
+// Opens split "train" or "test" of a data set. Throws as load_dataset / scan_image_folder do.
+std::shared_ptr<SampleSource> open_dataset(const std::string& name, const std::string& dir,
+                                           const std::string& split, const SourceOptions& opt);
+
+struct DatasetShape {
+  int64_t channels = 0, classes = 0;
+};
+// Input channels and class count without reading images: fixed for the standard sets; for
+// image-folder sets the class directories of DIR/train (or of the test split) are counted, and
+// imagenet without a directory is 3 channels, 1000 classes. "folder" needs dir.
+DatasetShape dataset_shape(const std::string& name, const std::string& dir);
+
+}  // namespace tranq::data

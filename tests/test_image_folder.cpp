@@ -1,0 +1,518 @@
+// JPEG folder data sets (datasets/image_folder.h): the crop geometry of the transforms
+// (datasets/resize.h), the directory scan and the per-sample transform. Every file is generated
+// here in a fresh temporary directory.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "datasets/image_folder.h"
+#include "datasets/jpeg.h"
+#include "datasets/resize.h"
+#include "datasets/transforms.h"
+
+using namespace tranq;
+using namespace tranq::data;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+class ImageFolderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) / ("tranq_jpeg_" + std::string(info->test_suite_name()) +
+                                             "_" + info->name() + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
+  void write(const std::string& rel, const Bytes& b) const {
+    const fs::path p = dir_ / rel;
+    fs::create_directories(p.parent_path());
+    std::FILE* f = std::fopen(p.c_str(), "wb");
+    ASSERT_NE(f, nullptr) << p;
+    if (!b.empty()) {
+      ASSERT_EQ(std::fwrite(b.data(), 1, b.size(), f), b.size());
+    }
+    std::fclose(f);
+  }
+  fs::path dir_;
+};
+
+Bytes random_image(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  Bytes p(static_cast<size_t>(n));
+  for (auto& v : p) v = static_cast<uint8_t>(rng.below(256));
+  return p;
+}
+
+int max_abs_diff(const Bytes& a, const Bytes& b) {
+  EXPECT_EQ(a.size(), b.size());
+  int m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+// Photo-like content: smooth gradients plus a little deterministic texture.
+Bytes photo_rgb(int64_t h, int64_t w, uint64_t seed) {
+  Rng rng(seed);
+  Bytes p(static_cast<size_t>(h * w * 3));
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        const double v = 60 + 120.0 * (x + 2 * y * (c + 1)) / (w + 2 * h * (c + 1)) +
+                         static_cast<double>(rng.below(16));
+        p[static_cast<size_t>((y * w + x) * 3 + c)] = static_cast<uint8_t>(v);
+      }
+    }
+  }
+  return p;
+}
+
+Bytes jpeg_of(const Bytes& pixels, int64_t h, int64_t w, int components, int quality = 95) {
+  return encode_jpeg(pixels.data(), w, h, components, quality);
+}
+
+FolderTransform eval_transform(int64_t size, int64_t resize) {
+  FolderTransform t;
+  t.train = false;
+  t.size = size;
+  t.resize = resize;
+  t.norm = imagenet_normalization();
+  return t;
+}
+
+// The reference for one sample at full decoding scale, step by step: decode, crop box, resample
+// (train: crop first, as torchvision does), flip, normalise.
+std::vector<float> reference_sample(const Bytes& file, const FolderTransform& t, Rng& rng) {
+  const RgbImage img = decode_jpeg(file.data(), file.size(), 1, "ref");
+  const int64_t S = t.size;
+  Bytes out(static_cast<size_t>(S * S * 3));
+  bool flip = false;
+  if (t.train) {
+    const CropBox b = random_resized_crop_box(img.height, img.width, rng, t.scale_lo, t.scale_hi,
+                                              t.ratio_lo, t.ratio_hi);
+    Bytes crop;
+    for (int64_t y = b.top; y < b.top + b.height; ++y) {
+      const uint8_t* row = &img.pixels[static_cast<size_t>((y * img.width + b.left) * 3)];
+      crop.insert(crop.end(), row, row + b.width * 3);
+    }
+    resize_bilinear(crop.data(), b.height, b.width, 3, {0, 0, b.height, b.width}, out.data(), S, S);
+    flip = t.horizontal_flip && rng.bernoulli(0.5);
+  } else {
+    resize_bilinear_box(img.pixels.data(), img.height, img.width, 3,
+                        eval_crop_box_exact(img.height, img.width, t.resize, S), ResizeEdge::kImage,
+                        out.data(), S, S);
+  }
+  std::vector<float> chw(static_cast<size_t>(3 * S * S));
+  const PixelNormalizer norm(t.norm, 3);
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t y = 0; y < S; ++y)
+      for (int64_t x = 0; x < S; ++x)
+        chw[(c * S + y) * S + x] = norm(c, out[(y * S + (flip ? S - 1 - x : x)) * 3 + c]);
+  return chw;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crop geometry
+
+TEST(RandomResizedCrop, InsideImageAndWithinBounds) {
+  const int64_t H = 375, W = 500;
+  const double area = static_cast<double>(H * W);
+  Rng rng(5);
+  double min_frac = 1, max_frac = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const CropBox b = random_resized_crop_box(H, W, rng);
+    ASSERT_GE(b.top, 0);
+    ASSERT_GE(b.left, 0);
+    ASSERT_GT(b.height, 0);
+    ASSERT_GT(b.width, 0);
+    ASSERT_LE(b.top + b.height, H);
+    ASSERT_LE(b.left + b.width, W);
+    // w and h are each within 0.5 of sqrt(area * s * r) and sqrt(area * s / r).
+    const double w = static_cast<double>(b.width), h = static_cast<double>(b.height);
+    ASSERT_GE((w + 0.5) * (h + 0.5), 0.08 * area);
+    ASSERT_LE((w - 0.5) * (h - 0.5), area);
+    ASSERT_GE((w + 0.5) / (h - 0.5), 3.0 / 4.0);
+    ASSERT_LE((w - 0.5) / (h + 0.5), 4.0 / 3.0);
+    min_frac = std::min(min_frac, w * h / area);
+    max_frac = std::max(max_frac, w * h / area);
+  }
+  EXPECT_LT(min_frac, 0.1);  // the whole range is used
+  EXPECT_GT(max_frac, 0.9);
+}
+
+TEST(RandomResizedCrop, FollowsTheDocumentedDrawOrder) {
+  const int64_t H = 375, W = 500;
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    Rng a(seed), b(seed);
+    const CropBox got = random_resized_crop_box(H, W, a);
+    // torchvision's get_params, written out: the first attempt that fits.
+    CropBox want;
+    bool found = false;
+    for (int attempt = 0; attempt < 10 && !found; ++attempt) {
+      const double ta = H * W * b.uniform(0.08, 1.0);
+      const double ar = std::exp(b.uniform(std::log(3.0 / 4.0), std::log(4.0 / 3.0)));
+      const auto w = static_cast<int64_t>(std::nearbyint(std::sqrt(ta * ar)));
+      const auto h = static_cast<int64_t>(std::nearbyint(std::sqrt(ta / ar)));
+      if (w > 0 && w <= W && h > 0 && h <= H) {
+        want = {static_cast<int64_t>(b.below(H - h + 1)), 0, h, w};
+        want.left = static_cast<int64_t>(b.below(W - w + 1));
+        found = true;
+      }
+    }
+    ASSERT_TRUE(found);
+    EXPECT_EQ(got.top, want.top);
+    EXPECT_EQ(got.left, want.left);
+    EXPECT_EQ(got.height, want.height);
+    EXPECT_EQ(got.width, want.width);
+    EXPECT_EQ(a.counter(), b.counter());
+  }
+}
+
+TEST(RandomResizedCrop, DeterministicForAFixedRng) {
+  Rng a(42), b(42), c(43);
+  int differ = 0;
+  for (int i = 0; i < 20; ++i) {
+    const CropBox x = random_resized_crop_box(300, 400, a),
+                  y = random_resized_crop_box(300, 400, b);
+    const CropBox z = random_resized_crop_box(300, 400, c);
+    EXPECT_TRUE(x.top == y.top && x.left == y.left && x.height == y.height && x.width == y.width);
+    differ += (x.top != z.top || x.width != z.width);
+  }
+  EXPECT_GT(differ, 15);
+}
+
+TEST(RandomResizedCrop, FallbackCentresAClampedCrop) {
+  // 1 x 1000: every attempt needs h >= round(sqrt(80 / (4/3))) = 8 > 1, so all 10 fail (20
+  // draws). Fallback: ratio 1000 > 4/3 -> h = 1, w = round(1 * 4/3) = 1, left = (1000 - 1) // 2.
+  Rng rng(7);
+  CropBox b = random_resized_crop_box(1, 1000, rng);
+  EXPECT_EQ(rng.counter(), 20u);
+  EXPECT_EQ(b.top, 0);
+  EXPECT_EQ(b.left, 499);
+  EXPECT_EQ(b.height, 1);
+  EXPECT_EQ(b.width, 1);
+  // 1000 x 1: ratio 0.001 < 3/4 -> w = 1, h = round(1 / 0.75) = 1, top = 499.
+  b = random_resized_crop_box(1000, 1, rng);
+  EXPECT_EQ(b.top, 499);
+  EXPECT_EQ(b.left, 0);
+  EXPECT_EQ(b.height, 1);
+  EXPECT_EQ(b.width, 1);
+  // 10 x 1000 with scale (0.9, 1): h >= sqrt(9000 / (4/3)) = 82 > 10 always. Fallback h = 10,
+  // w = round(10 * 4/3) = 13, left = (1000 - 13) // 2 = 493.
+  b = random_resized_crop_box(10, 1000, rng, 0.9, 1.0);
+  EXPECT_EQ(b.top, 0);
+  EXPECT_EQ(b.left, 493);
+  EXPECT_EQ(b.height, 10);
+  EXPECT_EQ(b.width, 13);
+  EXPECT_THROW(random_resized_crop_box(10, 10, rng, 0.5, 0.4), ValueError);
+  EXPECT_THROW(random_resized_crop_box(10, 10, rng, 0.1, 1.0, 0.0, 1.0), ValueError);
+}
+
+TEST(EvalCropBox, MatchesTorchvisionResizeThenCenterCrop) {
+  // 500 x 375 (W x H), Resize(256): the shorter side H = 375 -> 256, W -> int(256 * 500 / 375)
+  // = int(341.33) = 341. CenterCrop(224): top = int(round(32 / 2.0)) = 16, left =
+  // int(round(117 / 2.0)) = round(58.5) = 58 (Python rounds halves to even). In the original:
+  //   top = 16 * 375 / 256 = 23.4375, height = 224 * 375 / 256 = 328.125,
+  //   left = 58 * 500 / 341 = 85.044, width = 224 * 500 / 341 = 328.446.
+  const BoxF f = eval_crop_box_exact(375, 500, 256, 224);
+  EXPECT_DOUBLE_EQ(f.top, 23.4375);
+  EXPECT_DOUBLE_EQ(f.height, 328.125);
+  EXPECT_DOUBLE_EQ(f.left, 58.0 * 500 / 341);
+  EXPECT_DOUBLE_EQ(f.width, 224.0 * 500 / 341);
+  CropBox b = eval_crop_box(375, 500, 256, 224);
+  EXPECT_EQ(b.top, 23);
+  EXPECT_EQ(b.left, 85);
+  EXPECT_EQ(b.height, 328);
+  EXPECT_EQ(b.width, 328);
+  b = eval_crop_box(500, 375, 256, 224);  // portrait: the same, transposed
+  EXPECT_EQ(b.top, 85);
+  EXPECT_EQ(b.left, 23);
+  EXPECT_EQ(b.height, 328);
+  EXPECT_EQ(b.width, 328);
+  // 256 x 343: no resize; left = round(119 / 2.0) = round(59.5) = 60 (even).
+  b = eval_crop_box(256, 343, 256, 224);
+  EXPECT_EQ(b.top, 16);
+  EXPECT_EQ(b.left, 60);
+  EXPECT_EQ(b.height, 224);
+  EXPECT_EQ(b.width, 224);
+  EXPECT_THROW(eval_crop_box(256, 256, 200, 224), ValueError);
+}
+
+TEST(EvalCropBox, OneResampleOfTheExactBoxEqualsResizeThenCrop) {
+  // 40 x 50, Resize(32) -> 32 x 40, CenterCrop(24) at top 4, left 8.
+  const int64_t H = 40, W = 50, C = 3;
+  const Bytes src = random_image(H * W * C, 9);
+  Bytes resized(32 * 40 * C);
+  resize_bilinear(src.data(), H, W, C, {0, 0, H, W}, resized.data(), 32, 40);
+  Bytes two_step;
+  for (int64_t y = 4; y < 28; ++y)
+    for (int64_t x = 8 * C; x < 32 * C; ++x) two_step.push_back(resized[y * 40 * C + x]);
+  Bytes one_step(24 * 24 * C);
+  resize_bilinear_box(src.data(), H, W, C, eval_crop_box_exact(H, W, 32, 24), ResizeEdge::kImage,
+                      one_step.data(), 24, 24);
+  EXPECT_LE(max_abs_diff(one_step, two_step), 1);
+  int equal = 0;
+  for (size_t i = 0; i < one_step.size(); ++i) equal += one_step[i] == two_step[i];
+  EXPECT_GE(equal, static_cast<int>(one_step.size()) * 99 / 100);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scan
+
+TEST_F(ImageFolderTest, ScanOrdersClassesAndFilesAsTorchvision) {
+  const Bytes dummy = {1, 2, 3};  // the scan never opens files
+  write("root/b_class/x.jpeg", dummy);
+  write("root/a_class/2.jpg", dummy);
+  write("root/a_class/1.JPEG", dummy);
+  write("root/a_class/notes.txt", dummy);
+  write("root/a_class/sub/0.jpg", dummy);  // after the files of a_class itself (os.walk order)
+  write("root/a_class/sub/1.png", dummy);
+  write("root/B/y.Jpg", dummy);  // uppercase sorts before lowercase
+  write("root/readme.txt", dummy);
+  fs::create_directories(dir_ / "root/empty_class");
+  const ImageFolder f = scan_image_folder(path("root"));
+  EXPECT_EQ(f.root, path("root"));
+  ASSERT_EQ(f.classes, (std::vector<std::string>{"B", "a_class", "b_class", "empty_class"}));
+  const std::vector<std::pair<std::string, int32_t>> want = {{"root/B/y.Jpg", 0},
+                                                             {"root/a_class/1.JPEG", 1},
+                                                             {"root/a_class/2.jpg", 1},
+                                                             {"root/a_class/sub/0.jpg", 1},
+                                                             {"root/b_class/x.jpeg", 2}};
+  ASSERT_EQ(f.samples.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(f.samples[i].path, path(want[i].first)) << i;
+    EXPECT_EQ(f.samples[i].label, want[i].second) << i;
+  }
+  EXPECT_EQ(f.ignored_files, 3);  // notes.txt, 1.png, readme.txt
+}
+
+TEST_F(ImageFolderTest, ScanErrorsNameTheDirectoryAndTheLayout) {
+  auto expect_io_error = [](const std::string& dir) {
+    try {
+      scan_image_folder(dir);
+      ADD_FAILURE() << "no error for " << dir;
+    } catch (const IoError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(dir), std::string::npos) << msg;
+      EXPECT_NE(msg.find("DIR/<class>/*.jpg"), std::string::npos) << msg;
+    }
+  };
+  expect_io_error(path("missing"));
+  fs::create_directories(dir_ / "empty");
+  expect_io_error(path("empty"));
+  write("flat/a.jpg", {1});  // images but no class directory
+  expect_io_error(path("flat"));
+  write("noimages/cls/a.txt", {1});
+  expect_io_error(path("noimages"));
+  write("afile", {1});
+  expect_io_error(path("afile"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// load_folder_sample
+
+TEST_F(ImageFolderTest, EvalOnSolidColourGivesTheNormalisedColour) {
+  const int64_t H = 48, W = 64;
+  Bytes rgb(static_cast<size_t>(H * W * 3));
+  for (size_t i = 0; i < rgb.size(); i += 3) {
+    rgb[i] = 200;
+    rgb[i + 1] = 100;
+    rgb[i + 2] = 50;
+  }
+  write("solid.jpg", jpeg_of(rgb, H, W, 3));
+  const FolderTransform t = eval_transform(32, 36);
+  std::vector<float> out(3 * 32 * 32);
+  Rng rng(1);
+  std::string error;
+  ASSERT_TRUE(load_folder_sample(path("solid.jpg"), t, rng, out.data(), &error)) << error;
+  EXPECT_EQ(rng.counter(), 0u);  // eval draws nothing
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+  const int colour[3] = {200, 100, 50};
+  for (int c = 0; c < 3; ++c) {
+    const float want = (colour[c] / 255.0f - mean[c]) / sd[c];
+    for (int64_t i = 0; i < 32 * 32; ++i) {
+      // JPEG (YCbCr rounding) may move a flat colour by a level or two.
+      ASSERT_NEAR(out[c * 32 * 32 + i], want, 2.5f / 255.0f / sd[c]) << "channel " << c;
+    }
+  }
+}
+
+TEST_F(ImageFolderTest, TrainAndEvalEqualTheStepByStepPipelineAtFullScale) {
+  const int64_t H = 120, W = 160;
+  const Bytes file = jpeg_of(photo_rgb(H, W, 3), H, W, 3, 90);
+  write("p.jpg", file);
+  FolderTransform t;
+  t.size = 96;  // every box of a 120 x 160 image is decoded at full size (96 * 2 > 160)
+  t.norm = imagenet_normalization();
+  int flips = 0;
+  for (uint64_t seed = 0; seed < 12; ++seed) {
+    Rng a(seed), b(seed);
+    std::vector<float> got(3 * 96 * 96);
+    std::string error;
+    ASSERT_TRUE(load_folder_sample(path("p.jpg"), t, a, got.data(), &error)) << error;
+    const std::vector<float> want = reference_sample(file, t, b);
+    ASSERT_EQ(got, want) << "seed " << seed;
+    EXPECT_EQ(a.counter(), b.counter());
+    Rng c(seed);
+    random_resized_crop_box(H, W, c);
+    flips += c.bernoulli(0.5);
+  }
+  EXPECT_GT(flips, 0);  // both branches of the flip were compared
+  EXPECT_LT(flips, 12);
+  t = eval_transform(96, 110);
+  Rng a(0), b(0);
+  std::vector<float> got(3 * 96 * 96);
+  ASSERT_TRUE(load_folder_sample(path("p.jpg"), t, a, got.data(), nullptr));
+  EXPECT_EQ(got, reference_sample(file, t, b));
+}
+
+TEST_F(ImageFolderTest, ScaledDecodingStaysCloseToFullScale) {
+  // 1200 x 900, eval 64 of 73: box ~ 789 px >= 8 * 64, decoded at 1/8 (150 x 113).
+  const int64_t H = 900, W = 1200;
+  Bytes rgb(static_cast<size_t>(H * W * 3));
+  for (int64_t y = 0; y < H; ++y)
+    for (int64_t x = 0; x < W; ++x)
+      for (int c = 0; c < 3; ++c)
+        rgb[(y * W + x) * 3 + c] = static_cast<uint8_t>(30 + (x * (c + 1) + y * (3 - c)) / 20);
+  const Bytes file = jpeg_of(rgb, H, W, 3, 95);
+  write("big.jpg", file);
+  for (bool train : {false, true}) {
+    FolderTransform t = eval_transform(64, 73);
+    t.train = train;
+    t.scale_lo = 0.5;  // large boxes: scaled decoding in every draw
+    t.norm = {};       // plain pixel / 255
+    Rng a(3), b(3);
+    std::vector<float> got(3 * 64 * 64);
+    ASSERT_TRUE(load_folder_sample(path("big.jpg"), t, a, got.data(), nullptr));
+    const std::vector<float> want = reference_sample(file, t, b);
+    float worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+    EXPECT_LE(worst * 255.0f, 3.5f) << (train ? "train" : "eval");
+  }
+}
+
+TEST_F(ImageFolderTest, DeterministicForTheSameRng) {
+  write("p.jpg", jpeg_of(photo_rgb(90, 70, 5), 90, 70, 3));
+  FolderTransform t;
+  t.size = 40;
+  t.norm = imagenet_normalization();
+  std::vector<float> x(3 * 40 * 40), y(x.size()), z(x.size());
+  Rng a(77), b(77), c(78);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(load_folder_sample(path("p.jpg"), t, a, x.data(), nullptr));
+    ASSERT_TRUE(load_folder_sample(path("p.jpg"), t, b, y.data(), nullptr));
+    ASSERT_TRUE(load_folder_sample(path("p.jpg"), t, c, z.data(), nullptr));
+    EXPECT_EQ(x, y);
+    EXPECT_NE(x, z);
+  }
+}
+
+TEST_F(ImageFolderTest, OddSizesAndGrayscaleWork) {
+  write("odd.jpg", jpeg_of(photo_rgb(53, 37, 8), 53, 37, 3));  // 37 wide, 53 high
+  Bytes gray(static_cast<size_t>(37 * 53));
+  for (size_t i = 0; i < gray.size(); ++i) gray[i] = static_cast<uint8_t>(40 + i % 150);
+  write("gray.jpg", jpeg_of(gray, 53, 37, 1));
+  FolderTransform t;
+  t.size = 64;  // upsampling
+  t.norm = imagenet_normalization();
+  const Normalization n = t.norm;
+  for (const char* name : {"odd.jpg", "gray.jpg"}) {
+    for (bool train : {true, false}) {
+      t.train = train;
+      std::vector<float> out(3 * 64 * 64, NAN);
+      Rng rng(1);
+      std::string error;
+      ASSERT_TRUE(load_folder_sample(path(name), t, rng, out.data(), &error)) << error;
+      for (int64_t i = 0; i < 64 * 64; ++i) {
+        float pix[3];
+        for (int c = 0; c < 3; ++c) {
+          const float v = out[c * 64 * 64 + i];
+          ASSERT_TRUE(std::isfinite(v)) << name;
+          pix[c] = (v * n.std[c] + n.mean[c]) * 255.0f;  // back to the pixel value
+          ASSERT_GE(pix[c], -0.01f);
+          ASSERT_LE(pix[c], 255.01f);
+        }
+        if (std::string(name) == "gray.jpg") {
+          ASSERT_NEAR(pix[0], pix[1], 1e-3f);
+          ASSERT_NEAR(pix[0], pix[2], 1e-3f);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(ImageFolderTest, BadFilesReturnFalseWithThePath) {
+  const Bytes good = jpeg_of(photo_rgb(64, 64, 2), 64, 64, 3, 90);
+  Bytes junk(300);
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<uint8_t>(i * 7);
+  write("corrupt.jpg", junk);
+  write("truncated.jpg",
+        Bytes(good.begin(), good.begin() + static_cast<long>(good.size() * 2 / 3)));
+  write("empty.jpg", {});
+  Bytes zero_width = good;  // frame header FFC0: length (2), precision (1), height (2), width (2)
+  for (size_t i = 0; i + 8 < zero_width.size(); ++i) {
+    if (zero_width[i] == 0xFF && zero_width[i + 1] == 0xC0) {
+      zero_width[i + 7] = zero_width[i + 8] = 0;
+      break;
+    }
+  }
+  write("zero_width.jpg", zero_width);
+  fs::create_directories(dir_ / "dir.jpg");
+  FolderTransform t;
+  t.size = 32;
+  std::vector<float> out(3 * 32 * 32);
+  for (const char* name :
+       {"corrupt.jpg", "truncated.jpg", "empty.jpg", "zero_width.jpg", "missing.jpg", "dir.jpg"}) {
+    for (bool train : {true, false}) {
+      t.train = train;
+      Rng rng(0);
+      std::string error;
+      EXPECT_FALSE(load_folder_sample(path(name), t, rng, out.data(), &error)) << name;
+      EXPECT_EQ(error.rfind(path(name) + ": ", 0), 0u) << error;  // starts with "PATH: "
+    }
+  }
+}
+
+TEST_F(ImageFolderTest, BadArgumentsThrowValueError) {
+  write("p.jpg", jpeg_of(photo_rgb(16, 16, 1), 16, 16, 3));
+  std::vector<float> out(3 * 16 * 16);
+  Rng rng(0);
+  FolderTransform t;
+  t.size = 0;
+  EXPECT_THROW(load_folder_sample(path("p.jpg"), t, rng, out.data(), nullptr), ValueError);
+  t = eval_transform(16, 8);  // resize < size
+  EXPECT_THROW(load_folder_sample(path("p.jpg"), t, rng, out.data(), nullptr), ValueError);
+  t = FolderTransform();
+  t.size = 16;
+  t.scale_lo = 0.9;
+  t.scale_hi = 0.5;
+  EXPECT_THROW(load_folder_sample(path("p.jpg"), t, rng, out.data(), nullptr), ValueError);
+  t = FolderTransform();
+  t.size = 16;
+  t.norm.mean = {0.5f, 0.5f};
+  t.norm.std = {0.5f, 0.5f};
+  EXPECT_THROW(load_folder_sample(path("p.jpg"), t, rng, out.data(), nullptr), ValueError);
+  EXPECT_THROW(load_folder_sample(path("p.jpg"), FolderTransform(), rng, nullptr, nullptr),
+               ValueError);
+}
+
+TEST(ImageFolder, ImagenetNormalization) {
+  const Normalization n = imagenet_normalization();
+  EXPECT_EQ(n.mean, (std::vector<float>{0.485f, 0.456f, 0.406f}));
+  EXPECT_EQ(n.std, (std::vector<float>{0.229f, 0.224f, 0.225f}));
+}
+
+}  // namespace
