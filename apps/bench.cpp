@@ -12,6 +12,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "layers/functional.h"
+#include "apps/device.h"
 #include "apps/run_setup.h"
 #include "quant/transform.h"
 
@@ -40,6 +41,7 @@ Shape parse_input(const std::string& s) {
 std::string run_bench(const BenchConfig& cfg) {
   TRANQ_CHECK(cfg.batch_size >= 1 && cfg.iters >= 1, "--batch-size and --iters must be positive");
   set_num_threads(cfg.threads);
+  const Device device = select_device(cfg.device);
   const Shape chw = parse_input(cfg.input);
   TrainConfig tc;
   tc.model = cfg.model;
@@ -49,6 +51,7 @@ std::string run_bench(const BenchConfig& cfg) {
   tc.act_bits = cfg.act_bits;
   RunSetup run = build_run(tc, chw[0], cfg.num_classes, cfg.warmup + cfg.iters);
   Module* model = run.model.get();
+  model->to(device);
   optim::Optimizer* opt = run.opt.get();
 
   Rng rng(1);
@@ -57,7 +60,8 @@ std::string run_bench(const BenchConfig& cfg) {
   for (int64_t i = 0; i < x.numel(); ++i) px[i] = static_cast<float>(rng.normal());
   std::vector<int32_t> labels(static_cast<size_t>(cfg.batch_size));
   for (auto& l : labels) l = static_cast<int32_t>(rng.below(static_cast<uint64_t>(cfg.num_classes)));
-  Tensor y = Tensor::from_vector(labels, {cfg.batch_size});
+  Tensor y = Tensor::from_vector(labels, {cfg.batch_size}).to(device);
+  x = x.to(device);
 
   model->train();
   if (run.qat) {
@@ -73,6 +77,7 @@ std::string run_bench(const BenchConfig& cfg) {
     loss.backward();
     opt->step();
     if (run.qat) run.qat->after_step(i);
+    if (!device.is_cpu()) loss.item();  // waits for the device's queued work
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= cfg.warmup) ms.push_back(dt);
   }
@@ -86,6 +91,7 @@ std::string run_bench(const BenchConfig& cfg) {
                       {"input", cfg.input},
                       {"batch_size", cfg.batch_size},
                       {"threads", cfg.threads},
+                      {"device", device.str()},
                       {"optimizer", cfg.optimizer},
                       {"wbits", cfg.weight_bits},
                       {"abits", cfg.weight_bits > 0 && cfg.act_bits == 0 ? cfg.weight_bits : cfg.act_bits},

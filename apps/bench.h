@@ -12,6 +12,7 @@ struct BenchConfig {
   int64_t warmup = 3;
   int64_t num_classes = 10;
   int threads = 2;
+  std::string device = "cpu";     // cpu, cuda, cuda:N
   std::string optimizer = "sgd";  // sgd|adam|adamw|sgdt|adamt|adamwt
   int weight_bits = 0;            // > 0: time QAT steps (the transform of tranq train --wbits)
   int act_bits = 0;

@@ -1,5 +1,7 @@
 #include "apps/evaluate.h"
 
+#include "apps/device.h"
+
 #include "core/autograd.h"
 #include "datasets/loader.h"
 
@@ -34,11 +36,12 @@ EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> sou
   loader.start_epoch(0);
   data::Batch batch;
   EvalResult r;
+  const Device device = module_device(model);
   int64_t correct = 0;
   while (loader.next(batch)) {
     r.skipped.insert(r.skipped.end(), batch.skipped.begin(), batch.skipped.end());
     if (batch.labels.numel() == 0) continue;
-    correct += count_correct(model.forward(batch.images), batch.labels);
+    correct += count_correct(model.forward(batch.images.to(device)), batch.labels);
     r.seen += batch.labels.numel();
   }
   model.train(was_training);

@@ -11,6 +11,7 @@
 
 #include "apps/bench.h"
 #include "apps/convert.h"
+#include "apps/device.h"
 #include "apps/evaluate.h"
 #include "apps/plot.h"
 #include "apps/run_setup.h"
@@ -66,6 +67,8 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--seed", c.seed, "Seed of initialisation, data order and augmentation")
       ->capture_default_str();
   t->add_option("--threads", c.threads, "Compute threads")->capture_default_str();
+  t->add_option("--device", c.device, "Where to train: cpu, cuda or cuda:N (--resume keeps the value given)")
+      ->capture_default_str();
   t->add_option("--workers", c.workers, "Data loading threads (0: load in the training thread)")
       ->capture_default_str();
   t->add_option("--out", c.out, "Run directory (created)")->required();
@@ -136,6 +139,7 @@ int main(int argc, char** argv) {
     std::string model = "resnet20", weights, dataset = "fashion-mnist", data;
     int64_t batch_size = 256, image_size = 0;
     int threads = 2, workers = 1;
+    std::string device = "cpu";
   } ev;
   auto* e = app.add_subcommand("eval", "Evaluate weights on a data set's test split");
   e->add_option("--model", ev.model, "Model: " + join(tranq::model_names()))->capture_default_str();
@@ -148,6 +152,7 @@ int main(int argc, char** argv) {
   e->add_option("--batch-size", ev.batch_size, "Batch size")->capture_default_str();
   e->add_option("--threads", ev.threads, "Compute threads")->capture_default_str();
   e->add_option("--workers", ev.workers, "Data loading threads")->capture_default_str();
+  e->add_option("--device", ev.device, "cpu, cuda or cuda:N")->capture_default_str();
 
   tranq::app::BenchConfig bc;
   auto* b = app.add_subcommand("bench", "Time training steps on random data (prints one JSON line)");
@@ -158,6 +163,7 @@ int main(int argc, char** argv) {
   b->add_option("--warmup", bc.warmup, "Untimed steps first")->capture_default_str();
   b->add_option("--classes", bc.num_classes, "Number of classes")->capture_default_str();
   b->add_option("--threads", bc.threads, "Compute threads")->capture_default_str();
+  b->add_option("--device", bc.device, "cpu, cuda or cuda:N")->capture_default_str();
   b->add_option("--optimizer", bc.optimizer, "sgd|adam|adamw|sgdt|adamt|adamwt")->capture_default_str();
   b->add_option("--wbits", bc.weight_bits, "QAT weight bits (0: full precision)")->capture_default_str();
   b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")->capture_default_str();
@@ -202,6 +208,7 @@ int main(int argc, char** argv) {
       fmt::print("test_acc={:.2f}\n", 100 * acc);
     } else if (app.got_subcommand("eval")) {
       tranq::set_num_threads(ev.threads);
+      const tranq::Device device = tranq::app::select_device(ev.device);
       tranq::data::SourceOptions so;
       so.augment = false;
       so.image_size = ev.image_size;
@@ -210,6 +217,7 @@ int main(int argc, char** argv) {
       auto model = tranq::app::model_for_weights(ev.model, set->sample_shape()[0],
                                                  set->num_classes(), content.metadata);
       tranq::app::load_weights(*model, content, ev.weights);
+      model->to(device);
       auto r = tranq::app::evaluate(*model, set, ev.batch_size, ev.workers);
       if (!r.skipped.empty())
         fmt::print(stderr, "tranq: skipped {} unreadable images, first: {}\n", r.skipped.size(),

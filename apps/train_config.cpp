@@ -26,6 +26,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   TRANQ_CONFIG_FIELDS(X)
 #undef X
   j["image_size"] = c.image_size;
+  j["device"] = c.device;
   return j;
 }
 
@@ -35,7 +36,9 @@ TrainConfig config_from_json(const nlohmann::json& j) {
 #define X(f) j.at(#f).get_to(c.f);
     TRANQ_CONFIG_FIELDS(X)
 #undef X
-    c.image_size = j.value("image_size", int64_t{0});  // absent in runs made before it existed
+    // Absent in runs made before they existed.
+    c.image_size = j.value("image_size", int64_t{0});
+    c.device = j.value("device", std::string("cpu"));
   } catch (const nlohmann::json::exception& e) {
     TRANQ_THROW(FormatError, "run config is incomplete or mistyped: {}", e.what());
   }

@@ -26,6 +26,7 @@ struct TrainConfig {
   int64_t image_size = 0;        // image-folder data sets: crop size (0: 224)
   uint64_t seed = 0;
   int threads = 2;               // per invocation: --resume keeps the value given
+  std::string device = "cpu";    // per invocation: cpu, cuda, cuda:N
   int workers = 1;
   std::string out;
   int64_t checkpoint_every = 0;  // 0: only at epoch ends

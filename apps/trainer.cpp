@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apps/device.h"
 #include "apps/evaluate.h"
 #include "apps/metrics.h"
 #include "apps/progress.h"
@@ -67,6 +68,7 @@ double run_train(TrainConfig cfg, bool resume) {
     const TrainConfig given = cfg;
     cfg = config_from_json(nlohmann::json::parse(read_file(config_path(cfg.out)), nullptr, false));
     cfg.threads = given.threads;
+    cfg.device = given.device;
     cfg.max_steps = given.max_steps;
     if (!given.data_dir.empty()) cfg.data_dir = given.data_dir;  // the data may have moved
   }
@@ -75,8 +77,9 @@ double run_train(TrainConfig cfg, bool resume) {
   TRANQ_CHECK(cfg.batch_size >= 1, "--batch-size must be at least 1, got {}", cfg.batch_size);
   TRANQ_CHECK(cfg.lr > 0, "--lr must be positive, got {}", cfg.lr);
   set_num_threads(cfg.threads);
-
   // Everything that can fail on bad input happens before the run directory is touched.
+  const Device device = select_device(cfg.device);
+
   data::SourceOptions train_opt, test_opt;
   train_opt.augment = cfg.augment;
   train_opt.image_size = test_opt.image_size = cfg.image_size;
@@ -103,6 +106,7 @@ double run_train(TrainConfig cfg, bool resume) {
   auto schedule = optim::make_lr_schedule(so);
   RunSetup run = build_run(cfg, in_channels, train_set->num_classes(), total_steps);
   Module* model = run.model.get();
+  model->to(device);  // before any optimizer state exists, so that it is made on the device
   optim::Optimizer* opt = run.opt.get();
   std::map<std::string, std::string> model_meta;
   if (run.qat) model_meta[kQuantMetaKey] = run.quant_meta.dump();
@@ -130,7 +134,7 @@ double run_train(TrainConfig cfg, bool resume) {
       }
       TRANQ_CHECK_AS(IoError, first.labels.numel() > 0,
                      "no readable training image to calibrate the activation scales with");
-      quant::calibrate_activation_scales(*model, first.images);
+      quant::calibrate_activation_scales(*model, first.images.to(device));
       run.qat->initialise();
     }
   }
@@ -166,8 +170,9 @@ double run_train(TrainConfig cfg, bool resume) {
       for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
       if (run.qat) run.qat->before_step(*opt);  // TRS: the TALR drives the quantized weights
       opt->zero_grad();
-      Tensor logits = model->forward(batch.images);
-      Tensor loss = ops::cross_entropy(logits, batch.labels, cfg.label_smoothing);
+      const Tensor images = batch.images.to(device), labels = batch.labels.to(device);
+      Tensor logits = model->forward(images);
+      Tensor loss = ops::cross_entropy(logits, labels, cfg.label_smoothing);
       loss.backward();
       opt->step();
       if (run.qat) {

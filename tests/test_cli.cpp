@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli_util.h"
+#include "kernels/cuda_runtime.h"
 
 namespace fs = std::filesystem;
 using tranq::test::read_bytes;
@@ -153,4 +154,24 @@ TEST_F(Cli, BadInputGivesOneLineErrorAndExitCode2) {
               " --weights " + (root_ / "r4" / "model.safetensors").string());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("model.safetensors"), std::string::npos) << r.out;
+}
+
+// Without a GPU (or without the CUDA backend) --device cuda is a user error, not a crash.
+TEST_F(Cli, DeviceCudaWithoutGpuSaysNoCudaDevice) {
+  std::string why;
+  if (tranq::cuda::device_count(&why) > 0) GTEST_SKIP() << "a CUDA device is present";
+  for (const std::string& cmd : std::vector<std::string>
+       {std::string("bench --model resnet20 --iters 1 --warmup 0 --device cuda"),
+        "train --dataset fashion-mnist --data " + data_.string() + " --model resnet20 --epochs 1 "
+            "--device cuda:1 --out " + (root_ / "run").string(),
+        "eval --dataset fashion-mnist --data " + data_.string() +
+            " --weights nowhere.safetensors --device cuda"}) {
+    const auto r = tranq::test::run_cli(cmd);
+    EXPECT_EQ(r.code, 2) << cmd << "\n" << r.out;
+    EXPECT_NE(r.out.find("tranq: error: no CUDA device"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "run" / "config.json"));
+  }
+  const auto r = tranq::test::run_cli("bench --model resnet20 --iters 1 --warmup 0 --device tpu");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("--device must be cpu, cuda or cuda:N"), std::string::npos) << r.out;
 }
