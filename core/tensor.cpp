@@ -81,7 +81,7 @@ void strided_copy_cpu(const Tensor& dst, const Tensor& src) {
   auto* d = static_cast<char*>(dst.raw_data());
   const auto* s = static_cast<const char*>(src.raw_data());
   if (dst.is_contiguous() && src.is_contiguous()) {
-    std::memcpy(d, s, dst.nbytes());
+    if (dst.nbytes() > 0) std::memcpy(d, s, dst.nbytes());  // empty tensors may have no memory
     return;
   }
   const int64_t nd = dst.dim(), n = dst.numel();

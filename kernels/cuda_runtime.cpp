@@ -1,19 +1,56 @@
-// Fallback used when the CUDA backend is not compiled in.
+// The parts of kernels/cuda_runtime.h every build has (the size bins), and the fallback used
+// when the CUDA backend is not compiled in (kernels/cuda/runtime.cu implements the rest).
 #include "kernels/cuda_runtime.h"
+
+#include <cstdint>
 
 #include "core/error.h"
 #include "tranq/config.h"
 
+namespace tranq::cuda {
+
+size_t device_block_size(size_t bytes) {
+  constexpr size_t kSmallLimit = size_t{1} << 20;
+  constexpr size_t kSmallStep = 512;
+  if (bytes == 0) return 0;
+  if (bytes <= kSmallLimit) return (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
+  size_t p = kSmallLimit;  // the largest power of two <= bytes
+  while (p <= bytes / 2) p *= 2;
+  const size_t step = p / 4;
+  if (bytes > SIZE_MAX - step) return bytes;  // no bin that large; cudaMalloc will refuse it
+  return (bytes + step - 1) / step * step;
+}
+
+}  // namespace tranq::cuda
+
 #if !TRANQ_WITH_CUDA
 namespace tranq::cuda {
+namespace {
+constexpr const char* kNoBackend =
+    "no CUDA backend in this build (configured with TRANQ_CUDA=OFF or no nvcc)";
+[[noreturn]] void no_backend(const char* what) {
+  TRANQ_THROW(DeviceError, "no CUDA device: {}: {}", what, kNoBackend);
+}
+}  // namespace
+
 int device_count(std::string* why) {
-  if (why) *why = "this build of tranq has no CUDA backend (configured with TRANQ_CUDA=OFF or no nvcc)";
+  if (why) *why = kNoBackend;
   return 0;
 }
 void init() {
-  std::string why;
-  device_count(&why);
-  TRANQ_THROW(DeviceError, "no CUDA device: {}", why);
+  no_backend("init");
+}
+MemoryStats memory_stats(int) {
+  no_backend("memory_stats");
+}
+void empty_cache(int) {
+  no_backend("empty_cache");
+}
+Allocator& pinned_allocator() {
+  no_backend("pinned_allocator");
+}
+void synchronize(int) {
+  no_backend("synchronize");
 }
 }  // namespace tranq::cuda
 #endif

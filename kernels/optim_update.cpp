@@ -1,18 +1,89 @@
 #include "kernels/optim_update.h"
 
+#include <algorithm>
+
 #include "kernels/dispatch.h"
 
 namespace tranq::kernels {
+
 void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr,
                 double momentum, double dampening, double weight_decay, bool nesterov,
                 bool first_step) {
-  TRANQ_DISPATCH(sgd_update, param, param, grad, momentum_buf, lr, momentum, dampening,
-                 weight_decay, nesterov, first_step);
+  check_defined(param, "sgd_update", "param");
+  check_same_device("sgd_update", param, {&grad, &momentum_buf});
+  TRANQ_DISPATCH_CUDA(sgd_update, param, param, grad, momentum_buf, lr, momentum, dampening,
+                      weight_decay, nesterov, first_step);
 }
+
 void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                  const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
                  double weight_decay, bool decoupled, int64_t step) {
-  TRANQ_DISPATCH(adam_update, param, param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
-                 weight_decay, decoupled, step);
+  check_defined(param, "adam_update", "param");
+  check_same_device("adam_update", param, {&grad, &exp_avg, &exp_avg_sq});
+  TRANQ_DISPATCH_CUDA(adam_update, param, param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                      weight_decay, decoupled, step);
 }
+
+void check_multi_update_args(const char* op, const std::vector<Tensor>& params,
+                             const std::vector<Tensor>& grads,
+                             std::initializer_list<const std::vector<Tensor>*> states,
+                             const std::vector<double>& lrs) {
+  TRANQ_CHECK(grads.size() == params.size() && lrs.size() == params.size(),
+              "{}: {} params need as many grads and learning rates, got {} and {}", op,
+              params.size(), grads.size(), lrs.size());
+  for (const std::vector<Tensor>* s : states)
+    TRANQ_CHECK(s->size() == params.size(), "{}: {} params but a state list of {}", op,
+                params.size(), s->size());
+  if (params.empty()) return;
+  check_defined(params[0], op, "params[0]");
+  const Tensor& first = params[0];
+  TRANQ_CHECK(is_floating(first.dtype()), "{}: parameters must be f32 or f64, got {}", op,
+              tensor_str(first));
+  auto check_like = [&](const Tensor& p, const Tensor& t, size_t i, const char* what) {
+    TRANQ_CHECK(t.defined(), "{}: {}[{}] is undefined", op, what, i);
+    TRANQ_CHECK(t.shape() == p.shape() && t.dtype() == first.dtype() &&
+                    t.device() == first.device() && t.is_contiguous(),
+                "{}: {}[{}] is {}, expected a contiguous {} {} on {} (like params[{}])", op, what,
+                i, tensor_str(t), shape_str(p.shape()), dtype_name(first.dtype()),
+                first.device().str(), i);
+  };
+  std::vector<const void*> data;
+  data.reserve(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i];
+    check_like(p, p, i, "params");
+    check_like(p, grads[i], i, "grads");
+    for (const std::vector<Tensor>* s : states) check_like(p, (*s)[i], i, "state");
+    if (p.numel() > 0) data.push_back(p.raw_data());
+  }
+  std::sort(data.begin(), data.end());
+  TRANQ_CHECK(std::adjacent_find(data.begin(), data.end()) == data.end(),
+              "{}: a parameter appears twice in the list; each must be updated once", op);
+}
+
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const std::vector<double>& lrs,
+                      double momentum, double dampening, double weight_decay, bool nesterov,
+                      bool first_step) {
+  // An empty list has no device; the CPU version checks the lengths and does nothing.
+  if (params.empty())
+    return cpu::multi_sgd_update(params, grads, momentum_bufs, lrs, momentum, dampening,
+                                 weight_decay, nesterov, first_step);
+  check_defined(params[0], "multi_sgd_update", "params[0]");
+  TRANQ_DISPATCH_CUDA(multi_sgd_update, params[0], params, grads, momentum_bufs, lrs, momentum,
+                      dampening, weight_decay, nesterov, first_step);
+}
+
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const std::vector<double>& lrs, double beta1, double beta2, double eps,
+                       double weight_decay, bool decoupled, const std::vector<int64_t>& steps) {
+  if (params.empty())
+    return cpu::multi_adam_update(params, grads, exp_avgs, exp_avg_sqs, lrs, beta1, beta2, eps,
+                                  weight_decay, decoupled, steps);
+  check_defined(params[0], "multi_adam_update", "params[0]");
+  TRANQ_DISPATCH_CUDA(multi_adam_update, params[0], params, grads, exp_avgs, exp_avg_sqs, lrs,
+                      beta1, beta2, eps, weight_decay, decoupled, steps);
+}
+
 }  // namespace tranq::kernels

@@ -4,6 +4,8 @@
 // gradient is only read (it may alias other tensors). Every tensor is contiguous, of the
 // parameter's shape, dtype and device.
 #include <cstdint>
+#include <initializer_list>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -30,6 +32,31 @@ void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                  const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
                  double weight_decay, bool decoupled, int64_t step);
 
+// Multi-tensor forms: the update above for every parameter of a list, each with its own
+// learning rate lrs[i] (transition-adaptive learning rates give every quantized layer its own),
+// in one pass; on CUDA one kernel launch covers the whole list (a table of pointers and sizes
+// in device memory). The lists run in parallel (params[i] with grads[i], its state and lrs[i]),
+// all tensors share one dtype and device, and the parameters are distinct tensors.
+// momentum_bufs is ignored (may be empty) when momentum == 0; steps[i] is params[i]'s update count
+// as in adam_update. Every argument is checked before any parameter changes. The CPU version is the
+// loop over sgd_update / adam_update (kernels/cpu/optim_update_multi.cpp).
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const std::vector<double>& lrs,
+                      double momentum, double dampening, double weight_decay, bool nesterov,
+                      bool first_step);
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const std::vector<double>& lrs, double beta1, double beta2, double eps,
+                       double weight_decay, bool decoupled, const std::vector<int64_t>& steps);
+
+// The multi-tensor argument checks every backend runs first: equal list lengths (each state
+// list and lrs as long as params), every tensor defined and contiguous with its parameter's
+// shape, params[0]'s dtype (f32/f64) and device, distinct parameters.
+void check_multi_update_args(const char* op, const std::vector<Tensor>& params,
+                             const std::vector<Tensor>& grads,
+                             std::initializer_list<const std::vector<Tensor>*> states,
+                             const std::vector<double>& lrs);
+
 namespace cpu {
 void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr,
                 double momentum, double dampening, double weight_decay, bool nesterov,
@@ -37,6 +64,36 @@ void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_
 void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                  const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
                  double weight_decay, bool decoupled, int64_t step);
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const std::vector<double>& lrs,
+                      double momentum, double dampening, double weight_decay, bool nesterov,
+                      bool first_step);
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const std::vector<double>& lrs, double beta1, double beta2, double eps,
+                       double weight_decay, bool decoupled, const std::vector<int64_t>& steps);
 }  // namespace cpu
+
+// CUDA versions (kernels/cuda/optim_update.cu). Each operation of the formulas above is rounded
+// on its own (no contraction into fused multiply-adds), as PyTorch's op-by-op tensor math is.
+// The CPU build may contract some of them (the compiler's choice), so CUDA and CPU agree within
+// a few ulp of T per element (tests/test_cuda_kernels.cpp: relative 1e-6 for f32, 1e-14 for f64,
+// of max(|param|, |update|)); the single and the multi-tensor CUDA forms agree bit for bit.
+namespace cuda {
+void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr,
+                double momentum, double dampening, double weight_decay, bool nesterov,
+                bool first_step);
+void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                 const Tensor& exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, bool decoupled, int64_t step);
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const std::vector<double>& lrs,
+                      double momentum, double dampening, double weight_decay, bool nesterov,
+                      bool first_step);
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const std::vector<double>& lrs, double beta1, double beta2, double eps,
+                       double weight_decay, bool decoupled, const std::vector<int64_t>& steps);
+}  // namespace cuda
 
 }  // namespace tranq::kernels

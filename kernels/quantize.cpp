@@ -92,17 +92,23 @@ int64_t check_quantize_args(const char* op, const Tensor& x, const Tensor& scale
 
 void fake_quantize_forward(const Tensor& x, const Tensor& scale, const QuantRange& r,
                            const Tensor& y, const Tensor& codes) {
-  TRANQ_DISPATCH(fake_quantize_forward, x, x, scale, r, y, codes);
+  check_defined(x, "fake_quantize_forward", "x");
+  check_same_device("fake_quantize_forward", x, {&scale, &y, &codes});
+  TRANQ_DISPATCH_CUDA(fake_quantize_forward, x, x, scale, r, y, codes);
 }
 
 void fake_quantize_backward(const Tensor& x, const Tensor& scale, const QuantRange& r,
                             const Tensor& dy, const Tensor& dx, const Tensor& dscale,
                             double grad_scale_factor) {
-  TRANQ_DISPATCH(fake_quantize_backward, x, x, scale, r, dy, dx, dscale, grad_scale_factor);
+  check_defined(x, "fake_quantize_backward", "x");
+  check_same_device("fake_quantize_backward", x, {&scale, &dy, &dx, &dscale});
+  TRANQ_DISPATCH_CUDA(fake_quantize_backward, x, x, scale, r, dy, dx, dscale, grad_scale_factor);
 }
 
 void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y) {
-  TRANQ_DISPATCH(dequantize_codes, codes, codes, r, y);
+  check_defined(codes, "dequantize_codes", "codes");
+  check_same_device("dequantize_codes", codes, {&y});
+  TRANQ_DISPATCH_CUDA(dequantize_codes, codes, codes, r, y);
 }
 
 }  // namespace tranq::kernels

@@ -65,4 +65,22 @@ void fake_quantize_backward(const Tensor& x, const Tensor& scale, const QuantRan
 void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y);
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/quantize.cu; defined only in builds with the CUDA backend).
+// y and codes equal the CPU's bit for bit, and so does dx; dscale sums the same products in
+// double in another fixed order (per-thread sums, then a block tree, then the blocks in
+// order), so it is the same bits on every run and matches the CPU up to summation rounding:
+// |diff| <= n * 2^-52 * factor * sum_i |dy_i * x_i| / s^2 (n elements per scale) plus one ulp of
+// T for the final cast. The scale's values live on the GPU and are not checked here (that would
+// cost a host synchronisation): a zero or non-finite scale gives what the formulas give for
+// an infinite or NaN multiplier instead of a ValueError. dequantize_codes synchronises to
+// report bad codes like the CPU.
+namespace cuda {
+void fake_quantize_forward(const Tensor& x, const Tensor& scale, const QuantRange& r,
+                           const Tensor& y, const Tensor& codes);
+void fake_quantize_backward(const Tensor& x, const Tensor& scale, const QuantRange& r,
+                            const Tensor& dy, const Tensor& dx, const Tensor& dscale,
+                            double grad_scale_factor);
+void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

@@ -27,13 +27,17 @@ void check_transition_args(const char* op, const Tensor& w, const Tensor& scale,
 TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                         const Tensor& codes, const Tensor& prev_codes,
                                         double near_fraction) {
-  TRANQ_DISPATCH(weight_transition_init, w, w, scale, r, codes, prev_codes, near_fraction);
+  check_defined(w, "weight_transition_init", "w");
+  check_same_device("weight_transition_init", w, {&scale, &codes, &prev_codes});
+  TRANQ_DISPATCH_CUDA(weight_transition_init, w, w, scale, r, codes, prev_codes, near_fraction);
 }
 
 TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                         const Tensor& codes, const Tensor& prev_codes,
                                         double near_fraction) {
-  TRANQ_DISPATCH(weight_transition_pass, w, w, scale, r, codes, prev_codes, near_fraction);
+  check_defined(w, "weight_transition_pass", "w");
+  check_same_device("weight_transition_pass", w, {&scale, &codes, &prev_codes});
+  TRANQ_DISPATCH_CUDA(weight_transition_pass, w, w, scale, r, codes, prev_codes, near_fraction);
 }
 
 }  // namespace tranq::kernels

@@ -47,4 +47,17 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
                                         double near_fraction);
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/transition_stats.cu): one fused kernel; codes, prev_codes and
+// every count equal the CPU's exactly (integer block sums). They synchronise with the host to
+// return the counts, and also check the scale on the GPU first: a zero or non-finite scale is
+// a ValueError with codes and prev_codes untouched, as on the CPU.
+namespace cuda {
+TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction);
+TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

@@ -1,0 +1,219 @@
+// CUDA quantizer throughput: the fused weight quantize + transition count
+// (quantize_weight_and_count), the activation fake-quantize forward and backward, and a
+// device-to-device cudaMemcpy moving the same bytes as the reference bandwidth. Each op is first
+// checked against the CPU on the same inputs (a fast wrong kernel posts no number). Reported:
+// "bytes" (bytes read + written per second, kIsRate) and "pct_of_d2d" (that rate as % of the
+// D2D copy's rate for the same bytes, measured alongside). Times are CUDA event times.
+//   build-*/benchmarks/bench_cuda_quant --benchmark_min_time=0.1
+// Without a GPU every benchmark reports "no CUDA device: <why>". Built only with the CUDA
+// backend; otherwise this file registers nothing (benchmark_main still provides main).
+#include "tranq/config.h"
+
+#if TRANQ_WITH_CUDA
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "kernels/cuda_runtime.h"
+#include "kernels/qat_fused.h"
+#include "kernels/quantize.h"
+#include "kernels/transition_stats.h"
+
+using namespace tranq;
+
+namespace {
+
+constexpr int64_t kWeightChannels = 512;
+
+bool need_device(benchmark::State& state) {
+  std::string why;
+  if (cuda::device_count(&why) == 0) {
+    state.SkipWithError(("no CUDA device: " + why).c_str());
+    return false;
+  }
+  cuda::init();
+  return true;
+}
+
+bool check(benchmark::State& state, bool ok, const char* what) {
+  if (!ok) state.SkipWithError((std::string("CUDA result differs from the CPU: ") + what).c_str());
+  return ok;
+}
+
+Tensor uniform(int64_t n, double lo, double hi, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t = Tensor::empty({n}, DType::f32);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(rng.uniform(lo, hi));
+  return t;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  const Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
+  return ha.nbytes() == hb.nbytes() && std::memcmp(ha.raw_data(), hb.raw_data(), ha.nbytes()) == 0;
+}
+
+// Seconds per D2D copy of `bytes` (best of a few), the reference for pct_of_d2d.
+double d2d_seconds(size_t bytes) {
+  void *a = nullptr, *b = nullptr;
+  cudaMalloc(&a, bytes);
+  cudaMalloc(&b, bytes);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  float best = 1e30f;
+  for (int rep = 0; rep < 10; ++rep) {
+    cudaEventRecord(e0, nullptr);
+    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr);
+    cudaEventRecord(e1, nullptr);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (rep > 0) best = std::min(best, ms);  // the first copy warms up
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(a);
+  cudaFree(b);
+  return best * 1e-3;
+}
+
+// Runs op() once per iteration between CUDA events; sets the manual time and the counters.
+// moved: bytes read + written by one op() call.
+template <class Op>
+void time_loop(benchmark::State& state, double moved, Op op) {
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  op();  // warm-up
+  cudaDeviceSynchronize();
+  double total = 0;
+  for (auto _ : state) {
+    cudaEventRecord(e0, nullptr);
+    op();
+    cudaEventRecord(e1, nullptr);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    state.SetIterationTime(ms * 1e-3);
+    total += ms * 1e-3;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) {
+    state.SkipWithError(cudaGetErrorString(err));
+    return;
+  }
+  const double copy_rate = moved / d2d_seconds(static_cast<size_t>(moved / 2));
+  const double rate = moved * static_cast<double>(state.iterations()) / total;
+  state.counters["bytes"] =
+      benchmark::Counter(moved, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["pct_of_d2d"] = benchmark::Counter(100.0 * rate / copy_rate);
+}
+
+// w: f32 [512, n/512] with per-channel scales, 2-bit weights; after a first count, every
+// iteration re-quantizes and counts (reads w, codes, prev; writes y, codes, prev).
+void BM_CudaQuantizeWeightAndCount(benchmark::State& state) {
+  if (!need_device(state)) return;
+  const int64_t n = state.range(0);
+  const kernels::QuantRange r = kernels::weight_range(2);
+  const Shape shape = {kWeightChannels, n / kWeightChannels};
+  const Tensor w = uniform(n, -1, 1, 1).view(shape);
+  const Tensor scale = uniform(kWeightChannels, 0.2, 0.6, 2);
+  const Tensor w_moved = uniform(n, -1, 1, 3).view(shape);
+  // CPU reference and CUDA on the same inputs: init on w, then the fused pass on w_moved.
+  Tensor codes = Tensor::empty({n}, DType::i8), prev = Tensor::empty({n}, DType::i8);
+  kernels::weight_transition_init(w, scale, r, codes, prev, 0.1);
+  Tensor y = Tensor::empty(shape, DType::f32);
+  const kernels::TransitionCounts k =
+      kernels::quantize_weight_and_count(w_moved, scale, r, y, codes, prev, 0.1);
+  const Tensor dw = w.to(Device::cuda()), dw_moved = w_moved.to(Device::cuda());
+  const Tensor dscale = scale.to(Device::cuda());
+  Tensor dcodes = Tensor::empty({n}, DType::i8, Device::cuda());
+  Tensor dprev = Tensor::empty({n}, DType::i8, Device::cuda());
+  Tensor dy = Tensor::empty(shape, DType::f32, Device::cuda());
+  kernels::weight_transition_init(dw, dscale, r, dcodes, dprev, 0.1);
+  const kernels::TransitionCounts dk =
+      kernels::quantize_weight_and_count(dw_moved, dscale, r, dy, dcodes, dprev, 0.1);
+  if (!check(state, dk.changed == k.changed && dk.oscillated == k.oscillated && dk.near == k.near,
+             "counts") ||
+      !check(state, same_bits(dy, y), "y") || !check(state, same_bits(dcodes, codes), "codes") ||
+      !check(state, same_bits(dprev, prev), "prev_codes"))
+    return;
+  time_loop(state, static_cast<double>(n) * (4 + 4 + 2 + 2), [&] {
+    kernels::quantize_weight_and_count(dw_moved, dscale, r, dy, dcodes, dprev, 0.1);
+  });
+  state.counters["changed"] = static_cast<double>(k.changed);
+}
+
+// Activations: f32 [n], one scale, 4-bit unsigned range, no codes (reads x, writes y).
+void BM_CudaActQuantForward(benchmark::State& state) {
+  if (!need_device(state)) return;
+  const int64_t n = state.range(0);
+  const kernels::QuantRange r = kernels::activation_range(4);
+  const Tensor x = uniform(n, -0.5, 2.5, 4), scale = Tensor::full({1}, 1.7);
+  Tensor y = Tensor::empty({n});
+  kernels::fake_quantize_forward(x, scale, r, y, Tensor());
+  const Tensor dx = x.to(Device::cuda()), ds = scale.to(Device::cuda());
+  Tensor dy = Tensor::empty({n}, DType::f32, Device::cuda());
+  kernels::fake_quantize_forward(dx, ds, r, dy, Tensor());
+  if (!check(state, same_bits(dy, y), "y")) return;
+  time_loop(state, static_cast<double>(n) * 8,
+            [&] { kernels::fake_quantize_forward(dx, ds, r, dy, Tensor()); });
+}
+
+// The STE backward with the scale gradient (reads x, dy; writes dx; dscale reduced on the GPU).
+void BM_CudaActQuantBackward(benchmark::State& state) {
+  if (!need_device(state)) return;
+  const int64_t n = state.range(0);
+  const kernels::QuantRange r = kernels::activation_range(4);
+  const Tensor x = uniform(n, -0.5, 2.5, 5), g = uniform(n, -1, 1, 6);
+  const Tensor scale = Tensor::full({1}, 1.7);
+  const double factor = kernels::lsq_grad_scale_factor(n, r);
+  Tensor gx = Tensor::empty({n}), gs = Tensor::empty({1});
+  kernels::fake_quantize_backward(x, scale, r, g, gx, gs, factor);
+  const Tensor dx = x.to(Device::cuda()), dg = g.to(Device::cuda());
+  const Tensor ds = scale.to(Device::cuda());
+  Tensor dgx = Tensor::empty({n}, DType::f32, Device::cuda());
+  Tensor dgs = Tensor::empty({1}, DType::f32, Device::cuda());
+  kernels::fake_quantize_backward(dx, ds, r, dg, dgx, dgs, factor);
+  const double ref = gs.item(), got = dgs.to(Device::cpu()).item();
+  if (!check(state, same_bits(dgx, gx), "dx") ||
+      !check(state, std::fabs(got - ref) <= 1e-5 * std::fabs(ref) + 1e-12, "dscale"))
+    return;
+  time_loop(state, static_cast<double>(n) * 12,
+            [&] { kernels::fake_quantize_backward(dx, ds, r, dg, dgx, dgs, factor); });
+}
+
+// The reference: a device-to-device copy of n f32 elements (reads and writes 8 bytes each).
+void BM_CudaD2DCopy(benchmark::State& state) {
+  if (!need_device(state)) return;
+  const int64_t n = state.range(0);
+  const Tensor a = Tensor::zeros({n}, DType::f32, Device::cuda());
+  Tensor b = Tensor::empty({n}, DType::f32, Device::cuda());
+  const size_t bytes = a.nbytes();
+  time_loop(state, 2.0 * static_cast<double>(bytes), [&] {
+    cudaMemcpyAsync(b.raw_data(), a.raw_data(), bytes, cudaMemcpyDeviceToDevice, nullptr);
+  });
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  b->Arg(int64_t{1} << 20)->Arg(int64_t{1} << 24)->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+
+BENCHMARK(BM_CudaQuantizeWeightAndCount)->Apply(sizes);
+BENCHMARK(BM_CudaActQuantForward)->Apply(sizes);
+BENCHMARK(BM_CudaActQuantBackward)->Apply(sizes);
+BENCHMARK(BM_CudaD2DCopy)->Apply(sizes);
+
+#endif  // TRANQ_WITH_CUDA

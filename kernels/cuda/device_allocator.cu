@@ -1,0 +1,86 @@
+// Caching device allocator: size bins, free lists per stream, statistics, one retry after
+// returning the cache to the driver when cudaMalloc runs out of memory.
+#include <algorithm>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/device_allocator.cuh"
+
+namespace tranq::cuda {
+
+void* CachingDeviceAllocator::allocate(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const size_t size = device_block_size(bytes);
+  cudaStream_t stream = current_stream(device_);
+  const BinKey key{reinterpret_cast<uintptr_t>(stream), size};
+  std::lock_guard<std::mutex> lock(mu_);
+  void* p = nullptr;
+  auto it = free_.find(key);
+  if (it != free_.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+    stats_.cached_bytes -= size;
+    ++stats_.hits;
+  } else {
+    // cudaMalloc under the lock: it is slow anyway, and a retry must not race other threads
+    // refilling the cache it just emptied.
+    p = malloc_or_retry(size);
+    ++stats_.misses;
+  }
+  live_.emplace(p, Block{size, stream});
+  stats_.in_use_bytes += size;
+  stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+  return p;
+}
+
+void CachingDeviceAllocator::deallocate(void* ptr, size_t) {
+  if (!ptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(ptr);
+  // Not from this allocator: nothing sensible to do on a destructor path, so leave it alone.
+  if (it == live_.end()) return;
+  const Block b = it->second;
+  live_.erase(it);
+  stats_.in_use_bytes -= b.size;
+  free_[BinKey{reinterpret_cast<uintptr_t>(b.stream), b.size}].push_back(ptr);
+  stats_.cached_bytes += b.size;
+}
+
+void* CachingDeviceAllocator::malloc_or_retry(size_t size) {
+  DeviceGuard guard(device_);
+  void* p = nullptr;
+  cudaError_t err = cudaMalloc(&p, size);
+  if (err == cudaErrorMemoryAllocation && stats_.cached_bytes > 0) {
+    cudaGetLastError();
+    release_cached_locked();
+    err = cudaMalloc(&p, size);
+  }
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    TRANQ_THROW(DeviceError,
+                "cudaMalloc of {} bytes on cuda:{} failed: {} ({} bytes in use by tensors, {} "
+                "cached; free tensors or use a smaller batch)",
+                size, device_, cudaGetErrorString(err), stats_.in_use_bytes, stats_.cached_bytes);
+  }
+  return p;
+}
+
+void CachingDeviceAllocator::release_cached_locked() {
+  // cudaFree waits for the device, so kernels still using a freed tensor's block finish first.
+  for (auto& [key, ptrs] : free_)
+    for (void* p : ptrs) cudaFree(p);
+  free_.clear();
+  stats_.cached_bytes = 0;
+}
+
+void CachingDeviceAllocator::release_cached() {
+  std::lock_guard<std::mutex> lock(mu_);
+  DeviceGuard guard(device_);
+  release_cached_locked();
+}
+
+MemoryStats CachingDeviceAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace tranq::cuda

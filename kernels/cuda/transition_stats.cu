@@ -1,0 +1,172 @@
+// CUDA weight transition pass: one kernel updates codes/prev_codes (and, for
+// quantize_weight_and_count, writes the quantized weight) and counts changes, oscillations and
+// near-transition weights. Counts are integers: each block sums its threads' counts and adds
+// the total to a 64-bit device counter with an integer atomic, exact in any order.
+//
+// A zero or non-finite scale must change nothing (as on the CPU, which checks before its loop):
+// a first tiny kernel counts bad scales into the same counter buffer, the main kernel's blocks
+// return at once when that count is not zero, and the host reads all counters in one copy.
+#include "core/allocator.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/quant_common.cuh"
+#include "kernels/dispatch.h"
+#include "kernels/quantize.h"
+#include "kernels/transition_stats.h"
+
+namespace tranq::kernels::cuda {
+namespace {
+
+using ::tranq::cuda::block_sum;
+using ::tranq::cuda::check_on_device;
+using ::tranq::cuda::current_stream;
+using ::tranq::cuda::DeviceGuard;
+using ::tranq::cuda::grid_exact;
+using ::tranq::cuda::grid_for;
+using ::tranq::cuda::kThreads;
+using ::tranq::cuda::mul_rn;
+
+// counters[kChanged..kNear] are the counts; counters[kBadScales] the invalid scales.
+enum Counter { kChanged = 0, kOscillated = 1, kNear = 2, kBadScales = 3, kNumCounters = 4 };
+
+template <class T>
+__global__ void count_bad_scales_kernel(const T* scale, int64_t n, unsigned long long* counters) {
+  TRANQ_GRID_STRIDE_LOOP(i, n) {
+    const T s = scale[i];
+    // s - s is exactly +0 for a finite s and NaN for an infinite or NaN one.
+    const bool finite = (s - s) == T(0);
+    if (!finite || s == T(0)) atomicAdd(&counters[kBadScales], 1ull);
+  }
+}
+
+// One block per piece (quant_piece with kCudaChunk): a single scale per block. Per element,
+// exactly kernels/cpu/transition_stats.cpp's transition_loop (plus y = value when kValues).
+template <class T, bool kBinary, bool kInit, bool kValues>
+__global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int8_t* prev, T* y,
+                                  int64_t inner, QuantRange r, T nf, unsigned long long* counters) {
+  __shared__ long long smem[kThreads];
+  // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
+  if (counters[kBadScales] != 0) return;
+  int64_t c, b, e;
+  quant_piece(blockIdx.x, inner, kCudaChunk, &c, &b, &e);
+  const T m = quant_multiplier(scale[c], r);
+  const T lo = static_cast<T>(r.lo), hi = static_cast<T>(r.hi), hi1 = static_cast<T>(r.hi - 1);
+  const T inv_g = T(1) / static_cast<T>(r.g);
+  long long changed = 0, oscillated = 0, near = 0;
+  for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) {
+    const T t = mul_rn(w[i], m);  // never fused into t - 0.5 below: same t as the CPU
+    const T level = kBinary ? quant_level_binary(t) : quant_level_multibit(t, lo, hi);
+    const int8_t code = static_cast<int8_t>(static_cast<int32_t>(level));
+    const T d = kBinary ? quant_transition_distance_binary(t)
+                        : quant_transition_distance_multibit(t, lo, hi1);
+    near += d < nf ? 1 : 0;
+    if constexpr (kValues) y[i] = mul_rn(level, inv_g);  // y may alias w: w[i] was read above
+    if constexpr (kInit) {
+      codes[i] = code;
+      prev[i] = code;
+    } else {
+      const int8_t old = codes[i], before = prev[i];
+      const bool moved = code != old;
+      changed += moved ? 1 : 0;
+      oscillated += (moved && code == before) ? 1 : 0;
+      prev[i] = moved ? old : before;
+      codes[i] = code;
+    }
+  }
+  const long long block_changed = block_sum(changed, smem);
+  const long long block_oscillated = block_sum(oscillated, smem);
+  const long long block_near = block_sum(near, smem);
+  if (threadIdx.x == 0) {
+    if (block_changed)
+      atomicAdd(&counters[kChanged], static_cast<unsigned long long>(block_changed));
+    if (block_oscillated)
+      atomicAdd(&counters[kOscillated], static_cast<unsigned long long>(block_oscillated));
+    if (block_near) atomicAdd(&counters[kNear], static_cast<unsigned long long>(block_near));
+  }
+}
+
+template <class T, bool kInit, bool kValues>
+void launch_transition(bool binary, unsigned grid, cudaStream_t stream, const T* w, const T* scale,
+                       int8_t* codes, int8_t* prev, T* y, int64_t inner, const QuantRange& r, T nf,
+                       unsigned long long* counters) {
+  if (binary) {
+    transition_kernel<T, true, kInit, kValues>
+        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters);
+  } else {
+    transition_kernel<T, false, kInit, kValues>
+        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters);
+  }
+  TRANQ_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor& scale,
+                                   const QuantRange& r, const Tensor& y, const Tensor& codes,
+                                   const Tensor& prev_codes, double near_fraction, bool init) {
+  check_transition_args(op, w, scale, r, codes, prev_codes, near_fraction);
+  TRANQ_CHECK(!(init && y.defined()), "{}: the first count writes no values", op);
+  if (y.defined()) {
+    check_same_shape(w, y, op);
+    TRANQ_CHECK(y.dtype() == w.dtype() && y.is_contiguous(), "{}: y must be contiguous {}, got {}",
+                op, dtype_name(w.dtype()), tensor_str(y));
+  }
+  check_on_device(op, w.device(),
+                  {{"scale", &scale}, {"y", &y}, {"codes", &codes}, {"prev_codes", &prev_codes}});
+  const int index = w.device().index;
+  DeviceGuard guard(index);
+  cudaStream_t stream = current_stream(index);
+  const int64_t n = w.numel(), channels = scale.numel(), inner = n / channels;
+  const unsigned grid = grid_exact(channels * quant_pieces_per_channel(inner, kCudaChunk), op);
+  Buffer counter_buf(kNumCounters * sizeof(unsigned long long), w.device());
+  auto* counters = static_cast<unsigned long long*>(counter_buf.data());
+  TRANQ_CUDA_CHECK(cudaMemsetAsync(counters, 0, kNumCounters * sizeof(unsigned long long), stream));
+  int8_t* pc = codes.data<int8_t>();
+  int8_t* pp = prev_codes.data<int8_t>();
+  dispatch_floating(w.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pw = w.data<T>();
+    const T* ps = scale.data<T>();
+    const T nf = static_cast<T>(near_fraction);
+    count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, counters);
+    TRANQ_CUDA_CHECK_LAUNCH();
+    if (init) {
+      launch_transition<T, true, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr, inner,
+                                        r, nf, counters);
+    } else if (y.defined()) {
+      launch_transition<T, false, true>(r.binary_sign, grid, stream, pw, ps, pc, pp, y.data<T>(),
+                                        inner, r, nf, counters);
+    } else {
+      launch_transition<T, false, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr,
+                                         inner, r, nf, counters);
+    }
+  });
+  unsigned long long host[kNumCounters] = {};
+  TRANQ_CUDA_CHECK(cudaMemcpyAsync(host, counters, sizeof host, cudaMemcpyDeviceToHost, stream));
+  TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+  TRANQ_CHECK(host[kBadScales] == 0,
+              "{}: {} of {} scale values are zero or non-finite (initialise the scale first); "
+              "nothing was changed",
+              op, host[kBadScales], channels);
+  TransitionCounts out;
+  out.numel = n;
+  out.changed = static_cast<int64_t>(host[kChanged]);
+  out.oscillated = static_cast<int64_t>(host[kOscillated]);
+  out.near = static_cast<int64_t>(host[kNear]);
+  return out;
+}
+
+TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction) {
+  return transition_launch("weight_transition_init", w, scale, r, Tensor(), codes, prev_codes,
+                           near_fraction, true);
+}
+
+TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                        const Tensor& codes, const Tensor& prev_codes,
+                                        double near_fraction) {
+  return transition_launch("weight_transition_pass", w, scale, r, Tensor(), codes, prev_codes,
+                           near_fraction, false);
+}
+
+}  // namespace tranq::kernels::cuda

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The CUDA backend's check on a GPU machine: configures build-device with the CUDA backend,
+# builds every CUDA test and benchmark (tests/test_cuda_*.cpp, test_qat_fused,
+# benchmarks/bench_cuda_*.cpp), runs `ctest -R '[Cc]uda|QatFused'` (test names are the gtest
+# suite names: CudaQuantize, CudaOptim, CudaMemory, CudaRuntime, ... and QatFused) and the
+# benchmarks, and writes ${OUT:-device-out}/summary.txt (plus the full logs beside it).
+# Meant to finish within 8 minutes on an H200 (16 cores); every step has a time limit.
+#
+#   scripts/device-check.sh                       # on the GPU machine, from the repo root
+#   scripts/device-check.sh --stage-third-party   # on a dev machine (Debian), before carrying
+#
+# Dependencies: system packages are used when present. A machine without them needs the
+# folder third_party/ carried along (about 15 MB), which --stage-third-party fills here:
+#   third_party/sysroot/usr/...  the files of the Debian packages listed in STAGE_PACKAGES
+#                                (Eigen headers + CMake config, prebuilt googletest and
+#                                benchmark libraries + configs, fmt, nlohmann_json, CLI11,
+#                                libjpeg, zlib), used as a CMake prefix;
+#   third_party/googletest/      the googletest source (/usr/src/googletest), built into
+#                                build-device/_deps when neither the system nor the sysroot
+#                                has GTest.
+# The benchmark library has no source package here; the sysroot carries its built files.
+set -uo pipefail
+
+STAGE_PACKAGES="libeigen3-dev libgtest-dev libbenchmark-dev libbenchmark1debian libfmt-dev libfmt9
+nlohmann-json3-dev libcli11-dev libjpeg62-turbo-dev libjpeg62-turbo zlib1g-dev"
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+
+if [[ "${1:-}" == "--stage-third-party" ]]; then
+  set -e
+  mkdir -p third_party/sysroot
+  for pkg in $STAGE_PACKAGES; do
+    if ! dpkg -L "$pkg" >/dev/null 2>&1; then
+      echo "stage: package $pkg is not installed here; skipped" >&2
+      continue
+    fi
+    dpkg -L "$pkg" | while read -r f; do
+      case "$f" in /usr/share/doc/*|/usr/share/man/*|/usr/share/lintian/*) continue ;; esac
+      if [[ -f "$f" || -L "$f" ]]; then
+        mkdir -p "third_party/sysroot$(dirname "$f")"
+        cp -a "$f" "third_party/sysroot$f"
+      fi
+    done
+  done
+  if [[ -d /usr/src/googletest ]]; then
+    rm -rf third_party/googletest
+    cp -a /usr/src/googletest third_party/googletest
+  fi
+  du -sh third_party
+  echo "stage: carry the folder third_party/ to the GPU machine"
+  exit 0
+fi
+
+OUT_DIR=${OUT:-device-out}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+SUMMARY="$OUT_DIR/summary.txt"
+BUILD=build-device
+JOBS=16
+DEADLINE=470  # seconds for the whole script, leaving margin under 8 minutes
+: >"$SUMMARY"
+
+say() { echo "$*" | tee -a "$SUMMARY"; }
+# Seconds a step may take: its own cap, or what is left before the deadline (at least 10).
+budget() {
+  local cap=$1 left=$((DEADLINE - SECONDS))
+  ((left < 10)) && left=10
+  ((cap < left)) && echo "$cap" || echo "$left"
+}
+
+say "== tranq device check, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+say "repo: $ROOT ($(git rev-parse --short HEAD 2>/dev/null || echo 'no git'); $(git status --porcelain 2>/dev/null | wc -l) changed files)"
+say "gpu: $(nvidia-smi -L 2>&1 | head -n 4 | tr '\n' ';')"
+say "driver: $(nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader 2>&1 | head -n 1)"
+NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+say "nvcc: $("$NVCC" --version 2>&1 | tail -n 2 | head -n 1)"
+say "cmake: $(cmake --version | head -n 1); cores: $(nproc)"
+
+# ---- dependencies: system first, then the carried third_party/ ----
+has_config() {  # has_config <Name> <lowercase-dir>: a CMake package config in a system prefix
+  local d
+  for d in /usr/lib/x86_64-linux-gnu/cmake /usr/lib/cmake /usr/share /usr/local/lib/cmake \
+           /usr/local/share /usr/lib64/cmake /usr/share/cmake; do
+    compgen -G "$d/$2/$1Config.cmake" >/dev/null && return 0
+    compgen -G "$d/$2/cmake/$1Config.cmake" >/dev/null && return 0
+    compgen -G "$d/$2/$2-config.cmake" >/dev/null && return 0
+  done
+  return 1
+}
+PREFIXES=()
+SYSROOT="$ROOT/third_party/sysroot/usr"
+missing=()
+has_config Eigen3 eigen3 || missing+=(Eigen3)
+has_config GTest GTest || missing+=(GTest)
+has_config benchmark benchmark || missing+=(benchmark)
+for pkg in fmt nlohmann_json CLI11; do has_config "$pkg" "$pkg" || missing+=("$pkg"); done
+if ((${#missing[@]} == 0)); then
+  say "deps: system packages (Eigen3, GTest, benchmark, fmt, nlohmann_json, CLI11 found)"
+elif [[ -d "$SYSROOT" ]]; then
+  say "deps: not in the system: ${missing[*]}; using the carried third_party/sysroot"
+  PREFIXES+=("$SYSROOT")
+  export LD_LIBRARY_PATH="$SYSROOT/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+else
+  say "deps: not in the system: ${missing[*]} and no third_party/sysroot carried"
+fi
+if [[ " ${missing[*]} " == *" GTest "* && ! -d "$SYSROOT/lib/x86_64-linux-gnu/cmake/GTest" &&
+      -f third_party/googletest/CMakeLists.txt ]]; then
+  say "deps: building GTest from third_party/googletest"
+  GT_PREFIX="$ROOT/$BUILD/_deps/prefix"
+  if cmake -S third_party/googletest -B "$BUILD/_deps/googletest" -DCMAKE_BUILD_TYPE=Release \
+       -DCMAKE_INSTALL_PREFIX="$GT_PREFIX" -DBUILD_GMOCK=OFF >"$OUT_DIR/gtest-build.log" 2>&1 &&
+     cmake --build "$BUILD/_deps/googletest" -j"$JOBS" >>"$OUT_DIR/gtest-build.log" 2>&1 &&
+     cmake --install "$BUILD/_deps/googletest" >>"$OUT_DIR/gtest-build.log" 2>&1; then
+    PREFIXES+=("$GT_PREFIX")
+  else
+    say "deps: building googletest failed (see gtest-build.log)"
+  fi
+fi
+PREFIX_ARG=()
+if ((${#PREFIXES[@]} > 0)); then
+  PREFIX_ARG=("-DCMAKE_PREFIX_PATH=$(IFS=';'; echo "${PREFIXES[*]}")")
+fi
+
+# ---- configure and build ----
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+say "== configure ($([[ ${#GEN[@]} -gt 0 ]] && echo Ninja || echo 'Unix Makefiles'), Release, TRANQ_CUDA=ON)"
+timeout "$(budget 150)" cmake -S . -B "$BUILD" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUILD_TYPE=Release \
+  -DTRANQ_CUDA=ON -DTRANQ_BUILD_TESTS=ON -DTRANQ_BUILD_BENCHMARKS=ON -DCMAKE_CUDA_COMPILER="$NVCC" \
+  ${PREFIX_ARG[@]+"${PREFIX_ARG[@]}"} \
+  >"$OUT_DIR/configure.log" 2>&1
+configure_rc=$?
+say "configure: exit $configure_rc"
+for v in Eigen3_DIR GTest_DIR benchmark_DIR fmt_DIR nlohmann_json_DIR CLI11_DIR CMAKE_CUDA_COMPILER \
+         CMAKE_CUDA_ARCHITECTURES; do
+  line=$(grep -E "^$v:" "$BUILD/CMakeCache.txt" 2>/dev/null | head -n 1)
+  [[ -n "$line" ]] && say "  uses $line"
+done
+grep -E "tranq: CUDA backend" "$OUT_DIR/configure.log" | tee -a "$SUMMARY"
+((configure_rc != 0)) && tail -n 30 "$OUT_DIR/configure.log" | tee -a "$SUMMARY"
+
+# Every CUDA test and benchmark file (one target each), so that ctest -R finds no unbuilt
+# *_NOT_BUILT placeholders among the tests it selects.
+TARGETS=(test_qat_fused)
+for f in tests/test_cuda_*.cpp benchmarks/bench_cuda_*.cpp; do
+  [[ -f "$f" ]] && TARGETS+=("$(basename "$f" .cpp)")
+done
+build_rc=1
+if ((configure_rc == 0)); then
+  say "== build (-j$JOBS): ${TARGETS[*]}"
+  timeout "$(budget 300)" cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}" \
+    >"$OUT_DIR/build.log" 2>&1
+  build_rc=$?
+  say "build: exit $build_rc ($SECONDS s so far)"
+  grep -E "warning|error" "$OUT_DIR/build.log" | grep -v "^--" | head -n 40 | tee -a "$SUMMARY"
+  ((build_rc != 0)) && tail -n 40 "$OUT_DIR/build.log" | tee -a "$SUMMARY"
+fi
+
+# ---- tests ----
+ctest_rc=1
+if ((build_rc == 0)); then
+  say "== ctest -R '[Cc]uda|QatFused'"
+  timeout "$(budget 200)" ctest --test-dir "$BUILD" -R '[Cc]uda|QatFused' --output-on-failure \
+    --timeout 150 -j8 >"$OUT_DIR/ctest.log" 2>&1
+  ctest_rc=$?
+  say "ctest: exit $ctest_rc ($SECONDS s so far)"
+  grep -E "tests passed|tests failed|Total Test time|\*\*\*|Failed|Not Run|Skipped" \
+    "$OUT_DIR/ctest.log" | head -n 60 | tee -a "$SUMMARY"
+  # A skip here means the GPU was not usable: show the reason.
+  grep -m 5 -E "no CUDA device" "$OUT_DIR/ctest.log" | tee -a "$SUMMARY"
+  if ((ctest_rc != 0)); then
+    grep -E "Failure|Expected|Which is|actual|differs|error" "$OUT_DIR/ctest.log" | head -n 60 |
+      tee -a "$SUMMARY"
+  fi
+fi
+
+# ---- benchmarks ----
+bench_rc=1
+if ((build_rc == 0)); then
+  bench_rc=0
+  for BENCH in "$BUILD"/benchmarks/bench_cuda_*; do
+    [[ -x "$BENCH" ]] || continue
+    name=$(basename "$BENCH")
+    say "== $name"
+    timeout "$(budget 120)" "$BENCH" --benchmark_min_time=0.05 \
+      --benchmark_out="$OUT_DIR/$name.json" --benchmark_out_format=json >"$OUT_DIR/$name.txt" 2>&1
+    rc=$?
+    tee -a "$SUMMARY" <"$OUT_DIR/$name.txt"
+    say "$name: exit $rc"
+    if grep -q "ERROR OCCURRED" "$OUT_DIR/$name.txt"; then
+      say "$name: a benchmark reported an error"
+      rc=3
+    fi
+    ((rc != 0)) && bench_rc=$rc
+  done
+fi
+
+status=PASS
+((configure_rc != 0 || build_rc != 0 || ctest_rc != 0 || bench_rc != 0)) && status=FAIL
+say "== RESULT: $status (configure $configure_rc, build $build_rc, ctest $ctest_rc, bench $bench_rc; ${SECONDS} s)"
+[[ $status == PASS ]]
