@@ -24,6 +24,33 @@ if(TRANQ_WITH_CUDA)
   enable_language(CUDA)
   set(CMAKE_CUDA_STANDARD 17)
   find_package(CUDAToolkit REQUIRED)
+  # cuDNN (the CUDA convolutions): in the toolkit's directories (some installs put it there) or
+  # under CUDNN_ROOT (cache variable or environment). TRANQ_CUDNN=AUTO builds without it when it
+  # is missing (CUDA convolutions then throw DeviceError saying so), ON requires it, OFF skips it.
+  set(TRANQ_CUDNN AUTO CACHE STRING "Use cuDNN for CUDA convolutions: AUTO, ON or OFF")
+  set_property(CACHE TRANQ_CUDNN PROPERTY STRINGS AUTO ON OFF)
+  set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "cuDNN install prefix (for the CUDA backend)")
+  set(TRANQ_WITH_CUDNN OFF)
+  if(NOT TRANQ_CUDNN STREQUAL "OFF")
+    find_path(TRANQ_CUDNN_INCLUDE_DIR cudnn.h
+              HINTS ${CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}
+              PATH_SUFFIXES include)
+    find_library(TRANQ_CUDNN_LIBRARY cudnn
+                 HINTS ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
+                 PATH_SUFFIXES lib64 lib lib/x64)
+    if(TRANQ_CUDNN_INCLUDE_DIR AND TRANQ_CUDNN_LIBRARY)
+      set(TRANQ_WITH_CUDNN ON)
+      message(STATUS "tranq: cuDNN ${TRANQ_CUDNN_LIBRARY}")
+    elseif(TRANQ_CUDNN STREQUAL "ON")
+      message(FATAL_ERROR "TRANQ_CUDNN=ON but cuDNN (cudnn.h and libcudnn, version 8 or 9) was not "
+                          "found (header: ${TRANQ_CUDNN_INCLUDE_DIR}, library: "
+                          "${TRANQ_CUDNN_LIBRARY}). Install cuDNN, point -DCUDNN_ROOT=<prefix> at "
+                          "it, or configure with -DTRANQ_CUDNN=AUTO or OFF.")
+    else()
+      message(WARNING "tranq: cuDNN not found (set CUDNN_ROOT to its prefix); building the CUDA "
+                      "backend without it: convolutions on CUDA tensors will throw DeviceError")
+    endif()
+  endif()
   set(TRANQ_WITH_CUDA_INT 1)
 else()
   set(TRANQ_WITH_CUDA_INT 0)
@@ -32,5 +59,12 @@ message(STATUS "tranq: CUDA backend ${TRANQ_WITH_CUDA}")
 
 function(tranq_enable_cuda target)
   target_link_libraries(${target} PUBLIC CUDA::cudart PRIVATE CUDA::cublas)
+  if(TRANQ_WITH_CUDNN)
+    target_link_libraries(${target} PRIVATE ${TRANQ_CUDNN_LIBRARY})
+    target_include_directories(${target} PRIVATE ${TRANQ_CUDNN_INCLUDE_DIR})
+    target_compile_definitions(${target} PRIVATE TRANQ_WITH_CUDNN=1)
+  else()
+    target_compile_definitions(${target} PRIVATE TRANQ_WITH_CUDNN=0)
+  endif()
   set_target_properties(${target} PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
 endfunction()

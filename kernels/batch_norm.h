@@ -34,4 +34,17 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& weight
                          const Tensor& dx, const Tensor& dweight, const Tensor& dbias);
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/batch_norm.cu, the fused kernels of batch_norm_act without residual
+// and ReLU): per-channel sums in double with a fixed order (one block per channel), running
+// statistics as above; the same bits on every run, the CPU's results to rounding.
+namespace cuda {
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        const Tensor& running_mean, const Tensor& running_var, bool use_batch_stats,
+                        double momentum, double eps, const Tensor& y, const Tensor& save_mean,
+                        const Tensor& save_invstd);
+void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& weight,
+                         const Tensor& save_mean, const Tensor& save_invstd, bool use_batch_stats,
+                         const Tensor& dx, const Tensor& dweight, const Tensor& dbias);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

@@ -38,4 +38,20 @@ void batch_norm_act_backward(const Tensor& x, const Tensor& y, const Tensor& dy,
                              const Tensor& dbias);
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/batch_norm_act.cu): one block per channel for the statistics and
+// the gradient sums (double, fixed order), elementwise kernels for y and dx. Deterministic;
+// the CPU's results to rounding.
+namespace cuda {
+void batch_norm_act_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const Tensor& running_mean, const Tensor& running_var,
+                            bool use_batch_stats, double momentum, double eps,
+                            const Tensor& residual, bool relu, const Tensor& y,
+                            const Tensor& save_mean, const Tensor& save_invstd);
+void batch_norm_act_backward(const Tensor& x, const Tensor& y, const Tensor& dy,
+                             const Tensor& weight, const Tensor& save_mean,
+                             const Tensor& save_invstd, bool use_batch_stats, bool relu,
+                             const Tensor& dx, const Tensor& dresidual, const Tensor& dweight,
+                             const Tensor& dbias);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

@@ -77,4 +77,20 @@ void depthwise_backward_weight(const Conv2dGeometry& g, const Tensor& x, const T
 }  // namespace detail
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/conv2d.cu): cuDNN with algorithms from its heuristics, restricted
+// to deterministic ones within a 256 MiB workspace and, for f32, to FMA (non-TF32) kernels
+// unless allow_tf32() (kernels/gemm.h); conv2d_backward_bias is a fixed-order double sum per
+// channel. Same bits on every run of one build and GPU; the CPU's sums run in another order, so
+// the two agree to rounding (tests/test_cuda_ops_conv.cpp: 3e-5 of max|y| in f32, 1e-12 in
+// f64).
+namespace cuda {
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                    const Conv2dParams& p);
+void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
+                          const Conv2dParams& p);
+void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
+                            const Conv2dParams& p);
+void conv2d_backward_bias(const Tensor& dy, const Tensor& db);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

@@ -27,11 +27,16 @@ void check_labels(const Tensor& labels, int64_t num_classes, const char* op) {
 
 void cross_entropy_forward(const Tensor& logits, const Tensor& labels, double label_smoothing,
                            const Tensor& loss, const Tensor& probs) {
-  TRANQ_DISPATCH(cross_entropy_forward, logits, logits, labels, label_smoothing, loss, probs);
+  check_defined(logits, "cross_entropy_forward", "logits");
+  check_same_device("cross_entropy_forward", logits, {&labels, &loss, &probs});
+  TRANQ_DISPATCH_CUDA(cross_entropy_forward, logits, logits, labels, label_smoothing, loss, probs);
 }
 void cross_entropy_backward(const Tensor& probs, const Tensor& labels, double label_smoothing,
                             const Tensor& dloss, const Tensor& dlogits) {
-  TRANQ_DISPATCH(cross_entropy_backward, probs, probs, labels, label_smoothing, dloss, dlogits);
+  check_defined(probs, "cross_entropy_backward", "probs");
+  check_same_device("cross_entropy_backward", probs, {&labels, &dloss, &dlogits});
+  TRANQ_DISPATCH_CUDA(cross_entropy_backward, probs, probs, labels, label_smoothing, dloss,
+                      dlogits);
 }
 
 }  // namespace tranq::kernels

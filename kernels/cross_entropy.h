@@ -26,4 +26,14 @@ void cross_entropy_backward(const Tensor& probs, const Tensor& labels, double la
                             const Tensor& dloss, const Tensor& dlogits);
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/cross_entropy.cu): one block per row, row losses summed in a
+// fixed order; deterministic, the CPU's results to rounding. They check the labels on a host
+// copy as the CPU does.
+namespace cuda {
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, double label_smoothing,
+                           const Tensor& loss, const Tensor& probs);
+void cross_entropy_backward(const Tensor& probs, const Tensor& labels, double label_smoothing,
+                            const Tensor& dloss, const Tensor& dlogits);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

@@ -7,6 +7,19 @@
 namespace tranq::kernels {
 
 void fill_dropout_mask(const Tensor& mask, double p, Rng& rng) {
+  check_defined(mask, "fill_dropout_mask", "mask");
+  TRANQ_DISPATCH_CUDA(fill_dropout_mask, mask, mask, p, rng);
+}
+
+void dropout_apply(const Tensor& x, const Tensor& mask, double scale, const Tensor& out) {
+  check_defined(x, "dropout_apply", "x");
+  check_same_device("dropout_apply", x, {&mask, &out});
+  TRANQ_DISPATCH_CUDA(dropout_apply, x, x, mask, scale, out);
+}
+
+namespace cpu {
+
+void fill_dropout_mask(const Tensor& mask, double p, Rng& rng) {
   TRANQ_CHECK(mask.device().is_cpu() && mask.dtype() == DType::u8 && mask.is_contiguous(),
               "fill_dropout_mask: mask must be a contiguous u8 CPU tensor, got {}",
               tensor_str(mask));
@@ -28,8 +41,5 @@ void fill_dropout_mask(const Tensor& mask, double p, Rng& rng) {
   rng.set_state(key, start + static_cast<uint64_t>(n));
 }
 
-void dropout_apply(const Tensor& x, const Tensor& mask, double scale, const Tensor& out) {
-  TRANQ_DISPATCH(dropout_apply, x, x, mask, scale, out);
-}
-
+}  // namespace cpu
 }  // namespace tranq::kernels

@@ -10,6 +10,12 @@ namespace tranq::kernels {
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
           const Tensor& c);
 
+// Whether f32 GEMMs and convolutions on CUDA may use TF32 tensor cores (products of inputs
+// rounded to 10 mantissa bits: faster, about 1e-3 relative error). Off by default, so CUDA
+// results track the CPU's; the CPU backend never uses reduced precision. Process-wide.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
 namespace cpu {
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
           const Tensor& c);
@@ -72,5 +78,15 @@ void interleave2(const T* even, const T* odd, int64_t n, T* dst);
 
 }  // namespace detail
 }  // namespace cpu
+
+// CUDA version (kernels/cuda/gemm.cu): cuBLAS (Sgemm / Dgemm on the row-major operands read as
+// column-major transposes), one handle per device. f32 accumulates in f32 without TF32 unless
+// allow_tf32(); cuBLAS picks its own summation order, so results differ from the CPU's by
+// rounding (about k * 2^-24 * sum|a||b| in f32) but are the same bits on every run of one
+// build and GPU (cuBLAS's GEMMs are deterministic on one stream).
+namespace cuda {
+void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
+          const Tensor& c);
+}  // namespace cuda
 
 }  // namespace tranq::kernels

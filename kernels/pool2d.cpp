@@ -24,22 +24,34 @@ Shape pool2d_output_shape(const Tensor& x, const Pool2dGeometry& g, const char* 
 
 void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y,
                         const Tensor& indices) {
-  TRANQ_DISPATCH(max_pool2d_forward, x, x, g, y, indices);
+  check_defined(x, "max_pool2d_forward", "x");
+  check_same_device("max_pool2d_forward", x, {&y, &indices});
+  TRANQ_DISPATCH_CUDA(max_pool2d_forward, x, x, g, y, indices);
 }
 void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx) {
-  TRANQ_DISPATCH(max_pool2d_backward, dy, dy, indices, dx);
+  check_defined(dy, "max_pool2d_backward", "dy");
+  check_same_device("max_pool2d_backward", dy, {&indices, &dx});
+  TRANQ_DISPATCH_CUDA(max_pool2d_backward, dy, dy, indices, dx);
 }
 void avg_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y) {
-  TRANQ_DISPATCH(avg_pool2d_forward, x, x, g, y);
+  check_defined(x, "avg_pool2d_forward", "x");
+  check_same_device("avg_pool2d_forward", x, {&y});
+  TRANQ_DISPATCH_CUDA(avg_pool2d_forward, x, x, g, y);
 }
 void avg_pool2d_backward(const Tensor& dy, const Pool2dGeometry& g, const Tensor& dx) {
-  TRANQ_DISPATCH(avg_pool2d_backward, dy, dy, g, dx);
+  check_defined(dy, "avg_pool2d_backward", "dy");
+  check_same_device("avg_pool2d_backward", dy, {&dx});
+  TRANQ_DISPATCH_CUDA(avg_pool2d_backward, dy, dy, g, dx);
 }
 void global_avg_pool2d_forward(const Tensor& x, const Tensor& y) {
-  TRANQ_DISPATCH(global_avg_pool2d_forward, x, x, y);
+  check_defined(x, "global_avg_pool2d_forward", "x");
+  check_same_device("global_avg_pool2d_forward", x, {&y});
+  TRANQ_DISPATCH_CUDA(global_avg_pool2d_forward, x, x, y);
 }
 void global_avg_pool2d_backward(const Tensor& dy, const Tensor& dx) {
-  TRANQ_DISPATCH(global_avg_pool2d_backward, dy, dy, dx);
+  check_defined(dy, "global_avg_pool2d_backward", "dy");
+  check_same_device("global_avg_pool2d_backward", dy, {&dx});
+  TRANQ_DISPATCH_CUDA(global_avg_pool2d_backward, dy, dy, dx);
 }
 
 }  // namespace tranq::kernels

@@ -40,4 +40,16 @@ void global_avg_pool2d_forward(const Tensor& x, const Tensor& y);
 void global_avg_pool2d_backward(const Tensor& dy, const Tensor& dx);
 }  // namespace cpu
 
+// CUDA versions (kernels/cuda/pool2d.cu): the CPU's results bit for bit (each value summed or
+// compared in the CPU's order). max_pool2d_backward scatters one (n, c) plane per thread.
+namespace cuda {
+void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y,
+                        const Tensor& indices);
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx);
+void avg_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y);
+void avg_pool2d_backward(const Tensor& dy, const Pool2dGeometry& g, const Tensor& dx);
+void global_avg_pool2d_forward(const Tensor& x, const Tensor& y);
+void global_avg_pool2d_backward(const Tensor& dy, const Tensor& dx);
+}  // namespace cuda
+
 }  // namespace tranq::kernels

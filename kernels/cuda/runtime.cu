@@ -12,6 +12,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/device_allocator.cuh"
 #include "kernels/cuda_runtime.h"
+#include "kernels/elementwise.h"
 
 namespace tranq::cuda {
 namespace {
@@ -101,6 +102,8 @@ void init() {
     register_backend(DeviceType::cuda, g_backend);
     // Host tensors meant for the GPU (Tensor::empty_pinned: the loader's batches) page-locked.
     register_pinned_allocator(&pinned_allocator());
+    // Gradient accumulation and the other per-backend hooks of the CUDA ops.
+    ::tranq::kernels::cuda::register_cuda_ops();
   });
 }
 

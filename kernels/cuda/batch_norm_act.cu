@@ -1,0 +1,327 @@
+// CUDA batch norm (+ residual + ReLU), following kernels/cpu/batch_norm_act.cpp and
+// kernels/cpu/batch_norm_common.h. x is viewed as [N, C, inner].
+//
+// Forward: one block per channel computes the statistics (sums of x - x[c,0,0] and its square
+// in double: each thread a fixed strided subset, then block_sum's fixed tree), updates the
+// running statistics with PyTorch's momentum rule (unbiased variance) and stores the mean,
+// 1/sqrt(var + eps) and the per-channel scale; then an elementwise kernel writes y. Backward:
+// one block per channel sums dz and dz * (x - mean) the same way (dz = dy masked by y > 0 with
+// ReLU, stored to dresidual when asked) and stores dweight, dbias and dx's three coefficients;
+// an elementwise kernel writes dx. No atomics: the same bits on every run. Per-element and
+// per-channel arithmetic is the CPU's expression, each operation rounded on its own; the sums
+// run in another order than the CPU's, so results agree to rounding.
+#include "kernels/batch_norm.h"
+#include "kernels/batch_norm_act.h"
+#include "kernels/cuda/batch_norm_common.cuh"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/ops_common.cuh"
+#include "kernels/dispatch.h"
+
+namespace tranq::kernels::cuda {
+namespace bn {
+namespace {
+
+using ::tranq::cuda::add_rn;
+using ::tranq::cuda::block_sum;
+using ::tranq::cuda::check_on_device;
+using ::tranq::cuda::current_stream;
+using ::tranq::cuda::DeviceGuard;
+using ::tranq::cuda::div_rn;
+using ::tranq::cuda::grid_exact;
+using ::tranq::cuda::grid_for;
+using ::tranq::cuda::kThreads;
+using ::tranq::cuda::mul_rn;
+using ::tranq::cuda::sqrt_rn;
+
+// x viewed as [n, c, inner]: channel c is n runs of `inner` contiguous values.
+struct Layout {
+  int64_t n, c, inner;
+  __host__ __device__ int64_t count() const { return n * inner; }
+  // Flat index of the j-th value (j < count) of channel ch.
+  __device__ int64_t at(int64_t ch, int64_t j) const {
+    const int64_t o = j / inner;
+    return (o * c + ch) * inner + (j - o * inner);
+  }
+  __device__ int64_t channel_of(int64_t i) const { return (i / inner) % c; }
+};
+
+// ---- argument checks (kernels/cpu/batch_norm_common.h's) --------------------------------------
+
+Layout layout_of(const Tensor& x, const char* op) {
+  check_defined(x, op, "x");
+  TRANQ_CHECK(x.dim() >= 2, "{}: expected x [N,C,...], got {}", op, tensor_str(x));
+  TRANQ_CHECK(x.is_contiguous(), "{}: x must be contiguous, got a strided {}", op, tensor_str(x));
+  Layout l{x.size(0), x.size(1), 1};
+  for (int64_t d = 2; d < x.dim(); ++d) l.inner *= x.size(d);
+  return l;
+}
+
+void check_channel_vector(const Tensor& t, const Tensor& x, int64_t c, const char* op,
+                          const char* arg) {
+  if (!t.defined()) return;
+  TRANQ_CHECK(t.dim() == 1 && t.size(0) == c && t.is_contiguous(),
+              "{}: {} must be a contiguous [{}] tensor, got {}", op, arg, c, tensor_str(t));
+  TRANQ_CHECK(t.dtype() == x.dtype() && t.device() == x.device(),
+              "{}: {} is {} but x is {}; convert it to x's dtype and device", op, arg,
+              tensor_str(t), tensor_str(x));
+}
+
+void check_like_x(const Tensor& t, const Tensor& x, const char* op, const char* arg) {
+  if (!t.defined()) return;
+  check_same_shape(x, t, op);
+  TRANQ_CHECK(t.dtype() == x.dtype() && t.device() == x.device() && t.is_contiguous(),
+              "{}: {} must be a contiguous {} like x, got {}", op, arg, dtype_name(x.dtype()),
+              tensor_str(t));
+}
+
+// ---- kernels -----------------------------------------------------------------------------------
+
+// Block c: the statistics channel c is normalised with (see channel_stats on the CPU), and
+// scale[c] = weight[c] * invstd (invstd without weight), rounded to T from double.
+template <class T>
+__global__ void stats_kernel(const T* x, Layout l, bool use_batch, double momentum, double eps,
+                             const T* weight, T* running_mean, T* running_var, T* save_mean,
+                             T* save_invstd, T* scale) {
+  __shared__ double smem[kThreads];
+  const int64_t c = blockIdx.x;
+  double mean = 0, invstd = 0;
+  if (use_batch) {
+    const double shift = static_cast<double>(x[l.at(c, 0)]);
+    const int64_t count = l.count();
+    double s1 = 0, s2 = 0;
+    for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
+      const double d = static_cast<double>(x[l.at(c, j)]) - shift;
+      s1 += d;
+      s2 += d * d;
+    }
+    s1 = block_sum(s1, smem);
+    s2 = block_sum(s2, smem);
+    if (threadIdx.x != 0) return;
+    const double n = static_cast<double>(count);
+    const double dmean = div_rn(s1, n);
+    double var = add_rn(div_rn(s2, n), -mul_rn(dmean, dmean));  // biased
+    var = 0.0 < var ? var : 0.0;                                // std::max(0.0, var)
+    mean = add_rn(shift, dmean);
+    invstd = div_rn(1.0, sqrt_rn(add_rn(var, eps)));
+    if (running_mean) {
+      const double keep = 1.0 - momentum;
+      running_mean[c] = static_cast<T>(
+          add_rn(mul_rn(keep, static_cast<double>(running_mean[c])), mul_rn(momentum, mean)));
+      const double unbiased = div_rn(mul_rn(mul_rn(momentum, var), n), n - 1.0);
+      running_var[c] =
+          static_cast<T>(add_rn(mul_rn(keep, static_cast<double>(running_var[c])), unbiased));
+    }
+  } else {
+    if (threadIdx.x != 0) return;
+    mean = static_cast<double>(running_mean[c]);
+    invstd = div_rn(1.0, sqrt_rn(add_rn(static_cast<double>(running_var[c]), eps)));
+  }
+  save_mean[c] = static_cast<T>(mean);
+  save_invstd[c] = static_cast<T>(invstd);
+  scale[c] = static_cast<T>(weight ? mul_rn(static_cast<double>(weight[c]), invstd) : invstd);
+}
+
+// y = act((x - mean) * scale + bias [+ residual]), rounded as the CPU's write_run.
+template <class T, bool kRelu>
+__global__ void write_kernel(const T* x, const T* residual, T* y, Layout l, const T* mean,
+                             const T* scale, const T* bias, int64_t total) {
+  TRANQ_GRID_STRIDE_LOOP(i, total) {
+    const int64_t c = l.channel_of(i);
+    T z = mul_rn(add_rn(x[i], -mean[c]), scale[c]);
+    z = add_rn(z, bias ? bias[c] : T(0));
+    if (residual) z = add_rn(z, residual[i]);
+    y[i] = kRelu ? (z > T(0) ? z : T(0)) : z;
+  }
+}
+
+// Block c: sdy = sum dz, sdyx = sum dz * (x - mean); dz (= relu ? dy * (y > 0) : dy) stored to
+// dres when given. Thread 0 writes dweight, dbias and coef[3c..3c+2] = (k, b, k0) of
+// dx = k*dz + b*(x - mean) + k0 (the CPU's expressions).
+template <class T>
+__global__ void grad_sums_kernel(const T* x, const T* y, const T* dy, T* dres, bool relu, Layout l,
+                                 const T* save_mean, const T* save_invstd, const T* weight,
+                                 bool use_batch, T* dweight, T* dbias, T* coef) {
+  __shared__ double smem[kThreads];
+  const int64_t c = blockIdx.x;
+  const double mean = static_cast<double>(save_mean[c]);
+  const double invstd = static_cast<double>(save_invstd[c]);
+  const int64_t count = l.count();
+  double sdy = 0, sdyx = 0;
+  for (int64_t j = threadIdx.x; j < count; j += blockDim.x) {
+    const int64_t i = l.at(c, j);
+    T g = dy[i];
+    if (relu) g = y[i] > T(0) ? g : T(0);
+    if (dres) dres[i] = g;
+    const double gd = static_cast<double>(g);
+    sdy += gd;
+    sdyx += gd * (static_cast<double>(x[i]) - mean);
+  }
+  sdy = block_sum(sdy, smem);
+  sdyx = block_sum(sdyx, smem);
+  if (threadIdx.x != 0) return;
+  if (dweight) dweight[c] = static_cast<T>(mul_rn(sdyx, invstd));
+  if (dbias) dbias[c] = static_cast<T>(sdy);
+  const double n = static_cast<double>(count);
+  const double k = weight ? mul_rn(static_cast<double>(weight[c]), invstd) : invstd;
+  const double b = use_batch ? div_rn(mul_rn(mul_rn(mul_rn(-k, invstd), invstd), sdyx), n) : 0.0;
+  const double k0 = use_batch ? div_rn(mul_rn(-k, sdy), n) : 0.0;
+  coef[3 * c] = static_cast<T>(k);
+  coef[3 * c + 1] = static_cast<T>(b);
+  coef[3 * c + 2] = static_cast<T>(k0);
+}
+
+// dx = k*dz + b*(x - mean) + k0, dz read from dres when stored there.
+template <class T>
+__global__ void dx_kernel(const T* x, const T* y, const T* dy, const T* dres, bool relu, Layout l,
+                          const T* save_mean, const T* coef, T* dx, int64_t total) {
+  TRANQ_GRID_STRIDE_LOOP(i, total) {
+    const int64_t c = l.channel_of(i);
+    T z;
+    if (dres) {
+      z = dres[i];
+    } else {
+      z = dy[i];
+      if (relu) z = y[i] > T(0) ? z : T(0);
+    }
+    const T t =
+        add_rn(mul_rn(coef[3 * c], z), mul_rn(coef[3 * c + 1], add_rn(x[i], -save_mean[c])));
+    dx[i] = add_rn(t, coef[3 * c + 2]);
+  }
+}
+
+template <class T>
+T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+}  // namespace
+
+void forward(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+             const Tensor& running_mean, const Tensor& running_var, bool use_batch_stats,
+             double momentum, double eps, const Tensor& residual, bool relu, const Tensor& y,
+             const Tensor& save_mean, const Tensor& save_invstd) {
+  const Layout l = layout_of(x, op);
+  check_defined(y, op, "y");
+  check_same_shape(x, y, op);
+  TRANQ_CHECK(y.dtype() == x.dtype() && y.is_contiguous(), "{}: y must be a contiguous {}, got {}",
+              op, dtype_name(x.dtype()), tensor_str(y));
+  check_channel_vector(weight, x, l.c, op, "weight");
+  check_channel_vector(bias, x, l.c, op, "bias");
+  check_channel_vector(running_mean, x, l.c, op, "running_mean");
+  check_channel_vector(running_var, x, l.c, op, "running_var");
+  check_defined(save_mean, op, "save_mean");
+  check_defined(save_invstd, op, "save_invstd");
+  check_channel_vector(save_mean, x, l.c, op, "save_mean");
+  check_channel_vector(save_invstd, x, l.c, op, "save_invstd");
+  check_like_x(residual, x, op, "residual");
+  TRANQ_CHECK(running_mean.defined() == running_var.defined(),
+              "{}: running_mean and running_var must both be given or both be omitted", op);
+  TRANQ_CHECK(eps > 0, "{}: eps must be positive, got {}", op, eps);
+  if (use_batch_stats) {
+    TRANQ_CHECK(l.count() > 1,
+                "{}: batch statistics need more than one value per channel, got x {}; use a "
+                "larger batch or eval mode",
+                op, tensor_str(x));
+  } else {
+    TRANQ_CHECK(running_mean.defined(), "{}: eval mode needs running_mean and running_var", op);
+  }
+  check_on_device(op, x.device(), {{"y", &y}, {"residual", &residual}});
+  if (l.c == 0) return;
+  const int dev = x.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t stream = current_stream(dev);
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Buffer scale_buf = scratch_buffer(static_cast<size_t>(l.c) * sizeof(T), x.device());
+    T* scale = static_cast<T*>(scale_buf.data());
+    stats_kernel<T><<<grid_exact(l.c, op), kThreads, 0, stream>>>(
+        x.data<T>(), l, use_batch_stats, momentum, eps, ptr_or_null<T>(weight),
+        ptr_or_null<T>(running_mean), ptr_or_null<T>(running_var), save_mean.data<T>(),
+        save_invstd.data<T>(), scale);
+    TRANQ_CUDA_CHECK_LAUNCH();
+    const int64_t total = x.numel();
+    if (total == 0) return;
+    if (relu) {
+      write_kernel<T, true><<<grid_for(total), kThreads, 0, stream>>>(
+          x.data<T>(), ptr_or_null<T>(residual), y.data<T>(), l, save_mean.data<T>(), scale,
+          ptr_or_null<T>(bias), total);
+    } else {
+      write_kernel<T, false><<<grid_for(total), kThreads, 0, stream>>>(
+          x.data<T>(), ptr_or_null<T>(residual), y.data<T>(), l, save_mean.data<T>(), scale,
+          ptr_or_null<T>(bias), total);
+    }
+    TRANQ_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void backward(const char* op, const Tensor& x, const Tensor& y, const Tensor& dy,
+              const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
+              bool use_batch_stats, bool relu, const Tensor& dx, const Tensor& dresidual,
+              const Tensor& dweight, const Tensor& dbias) {
+  const Layout l = layout_of(x, op);
+  check_defined(dy, op, "dy");
+  check_same_shape(x, dy, op);
+  TRANQ_CHECK(dy.dtype() == x.dtype() && dy.is_contiguous(),
+              "{}: dy must be a contiguous {}, got {}", op, dtype_name(x.dtype()), tensor_str(dy));
+  if (dx.defined()) {
+    check_same_shape(x, dx, op);
+    TRANQ_CHECK(dx.dtype() == x.dtype() && dx.is_contiguous(),
+                "{}: dx must be a contiguous {}, got {}", op, dtype_name(x.dtype()),
+                tensor_str(dx));
+  }
+  check_channel_vector(weight, x, l.c, op, "weight");
+  check_defined(save_mean, op, "save_mean");
+  check_defined(save_invstd, op, "save_invstd");
+  check_channel_vector(save_mean, x, l.c, op, "save_mean");
+  check_channel_vector(save_invstd, x, l.c, op, "save_invstd");
+  check_channel_vector(dweight, x, l.c, op, "dweight");
+  check_channel_vector(dbias, x, l.c, op, "dbias");
+  check_like_x(y, x, op, "y");
+  check_like_x(dresidual, x, op, "dresidual");
+  TRANQ_CHECK(!relu || y.defined(), "{}: the ReLU mask needs the forward output y", op);
+  check_on_device(op, x.device(), {{"dy", &dy}, {"dx", &dx}, {"y", &y}});
+  if (l.c == 0) return;
+  const int dev = x.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t stream = current_stream(dev);
+  dispatch_floating(x.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    Buffer coef_buf = scratch_buffer(static_cast<size_t>(3 * l.c) * sizeof(T), x.device());
+    T* coef = static_cast<T*>(coef_buf.data());
+    const T* py = relu ? y.data<T>() : nullptr;
+    T* pdr = ptr_or_null<T>(dresidual);
+    grad_sums_kernel<T><<<grid_exact(l.c, op), kThreads, 0, stream>>>(
+        x.data<T>(), py, dy.data<T>(), pdr, relu, l, save_mean.data<T>(), save_invstd.data<T>(),
+        ptr_or_null<T>(weight), use_batch_stats, ptr_or_null<T>(dweight), ptr_or_null<T>(dbias),
+        coef);
+    TRANQ_CUDA_CHECK_LAUNCH();
+    const int64_t total = x.numel();
+    if (!dx.defined() || total == 0) return;
+    dx_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(x.data<T>(), py, dy.data<T>(), pdr, relu,
+                                                           l, save_mean.data<T>(), coef,
+                                                           dx.data<T>(), total);
+    TRANQ_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace bn
+
+void batch_norm_act_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                            const Tensor& running_mean, const Tensor& running_var,
+                            bool use_batch_stats, double momentum, double eps,
+                            const Tensor& residual, bool relu, const Tensor& y,
+                            const Tensor& save_mean, const Tensor& save_invstd) {
+  bn::forward("batch_norm_act_forward", x, weight, bias, running_mean, running_var, use_batch_stats,
+              momentum, eps, residual, relu, y, save_mean, save_invstd);
+}
+
+void batch_norm_act_backward(const Tensor& x, const Tensor& y, const Tensor& dy,
+                             const Tensor& weight, const Tensor& save_mean,
+                             const Tensor& save_invstd, bool use_batch_stats, bool relu,
+                             const Tensor& dx, const Tensor& dresidual, const Tensor& dweight,
+                             const Tensor& dbias) {
+  bn::backward("batch_norm_act_backward", x, y, dy, weight, save_mean, save_invstd, use_batch_stats,
+               relu, dx, dresidual, dweight, dbias);
+}
+
+}  // namespace tranq::kernels::cuda
