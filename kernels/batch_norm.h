@@ -5,6 +5,27 @@
 
 namespace tranq::kernels {
 
+// x viewed as [n, c, inner]: channel c is n runs of `inner` contiguous values.
+struct BnLayout {
+  int64_t n = 0, c = 0, inner = 1;
+  int64_t count() const { return n * inner; }  // values per channel
+};
+
+// The argument checks every backend runs (batch_norm and batch_norm_act): shapes, dtypes,
+// contiguity, devices of the [C] vectors, eps and the batch-statistics rules. They return x's
+// layout.
+BnLayout check_batch_norm_forward_args(const char* op, const Tensor& x, const Tensor& weight,
+                                       const Tensor& bias, const Tensor& running_mean,
+                                       const Tensor& running_var, bool use_batch_stats,
+                                       double eps, const Tensor& y, const Tensor& save_mean,
+                                       const Tensor& save_invstd);
+BnLayout check_batch_norm_backward_args(const char* op, const Tensor& x, const Tensor& dy,
+                                        const Tensor& weight, const Tensor& save_mean,
+                                        const Tensor& save_invstd, const Tensor& dx,
+                                        const Tensor& dweight, const Tensor& dbias);
+// t undefined, or contiguous with x's shape, dtype and device (residual, y, dresidual).
+void check_like_input(const Tensor& t, const Tensor& x, const char* op, const char* arg);
+
 // y = (x - mean) * invstd * weight + bias, with weight/bias [C] or undefined (affine off).
 // use_batch_stats: mean and biased variance of this batch; running_mean/running_var, when
 //   defined, are updated in place: running = (1-momentum)*running + momentum*batch, the

@@ -51,6 +51,10 @@ double lsq_grad_scale_factor(int64_t elements_per_scale, const QuantRange& r);
 int64_t check_quantize_args(const char* op, const Tensor& x, const Tensor& scale,
                             const QuantRange& r);
 void check_quant_range(const char* op, const QuantRange& r);
+// fake_quantize_backward's checks: those above, plus dy (and dx) like x, dscale like scale.
+void check_quantize_backward_args(const char* op, const Tensor& x, const Tensor& scale,
+                                  const QuantRange& r, const Tensor& dy, const Tensor& dx,
+                                  const Tensor& dscale, double grad_scale_factor);
 bool range_fits_i8(const QuantRange& r);
 // codes: defined, contiguous, numel elements, i8 (range fits) or, when allow_u8, u8 (lo >= 0).
 void check_codes_buffer(const char* op, const char* arg, const Tensor& codes, int64_t numel,

@@ -14,14 +14,6 @@ namespace tranq::kernels::cpu {
 using namespace bn;
 namespace {
 
-void check_like_x(const Tensor& t, const Tensor& x, const char* op, const char* arg) {
-  if (!t.defined()) return;
-  check_same_shape(x, t, op);
-  TRANQ_CHECK(t.dtype() == x.dtype() && t.device() == x.device() && t.is_contiguous(),
-              "{}: {} must be a contiguous {} like x, got {}", op, arg, dtype_name(x.dtype()),
-              tensor_str(t));
-}
-
 // One run of y = act((x - m) * scale + b [+ r]), rounded exactly as batch_norm, add, relu.
 template <class T, bool Relu>
 void write_run(const T* x, const T* r, T* y, int64_t n, T m, T scale, T b) {
@@ -75,9 +67,9 @@ void batch_norm_act_forward(const Tensor& x, const Tensor& weight, const Tensor&
                             const Tensor& residual, bool relu, const Tensor& y,
                             const Tensor& save_mean, const Tensor& save_invstd) {
   const char* op = "batch_norm_act_forward";
-  const Layout l = check_forward_args(op, x, weight, bias, running_mean, running_var,
+  const Layout l = check_batch_norm_forward_args(op, x, weight, bias, running_mean, running_var,
                                       use_batch_stats, eps, y, save_mean, save_invstd);
-  check_like_x(residual, x, op, "residual");
+  check_like_input(residual, x, op, "residual");
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
@@ -120,9 +112,9 @@ void batch_norm_act_backward(const Tensor& x, const Tensor& y, const Tensor& dy,
                              const Tensor& dbias) {
   const char* op = "batch_norm_act_backward";
   const Layout l =
-      check_backward_args(op, x, dy, weight, save_mean, save_invstd, dx, dweight, dbias);
-  check_like_x(y, x, op, "y");
-  check_like_x(dresidual, x, op, "dresidual");
+      check_batch_norm_backward_args(op, x, dy, weight, save_mean, save_invstd, dx, dweight, dbias);
+  check_like_input(y, x, op, "y");
+  check_like_input(dresidual, x, op, "dresidual");
   TRANQ_CHECK(!relu || y.defined(), "{}: the ReLU mask needs the forward output y", op);
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

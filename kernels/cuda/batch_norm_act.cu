@@ -45,34 +45,8 @@ struct Layout {
   __device__ int64_t channel_of(int64_t i) const { return (i / inner) % c; }
 };
 
-// ---- argument checks (kernels/cpu/batch_norm_common.h's) --------------------------------------
-
-Layout layout_of(const Tensor& x, const char* op) {
-  check_defined(x, op, "x");
-  TRANQ_CHECK(x.dim() >= 2, "{}: expected x [N,C,...], got {}", op, tensor_str(x));
-  TRANQ_CHECK(x.is_contiguous(), "{}: x must be contiguous, got a strided {}", op, tensor_str(x));
-  Layout l{x.size(0), x.size(1), 1};
-  for (int64_t d = 2; d < x.dim(); ++d) l.inner *= x.size(d);
-  return l;
-}
-
-void check_channel_vector(const Tensor& t, const Tensor& x, int64_t c, const char* op,
-                          const char* arg) {
-  if (!t.defined()) return;
-  TRANQ_CHECK(t.dim() == 1 && t.size(0) == c && t.is_contiguous(),
-              "{}: {} must be a contiguous [{}] tensor, got {}", op, arg, c, tensor_str(t));
-  TRANQ_CHECK(t.dtype() == x.dtype() && t.device() == x.device(),
-              "{}: {} is {} but x is {}; convert it to x's dtype and device", op, arg,
-              tensor_str(t), tensor_str(x));
-}
-
-void check_like_x(const Tensor& t, const Tensor& x, const char* op, const char* arg) {
-  if (!t.defined()) return;
-  check_same_shape(x, t, op);
-  TRANQ_CHECK(t.dtype() == x.dtype() && t.device() == x.device() && t.is_contiguous(),
-              "{}: {} must be a contiguous {} like x, got {}", op, arg, dtype_name(x.dtype()),
-              tensor_str(t));
-}
+// Argument checks: kernels/batch_norm.h, shared with the CPU.
+Layout layout_of(const BnLayout& b) { return Layout{b.n, b.c, b.inner}; }
 
 // ---- kernels -----------------------------------------------------------------------------------
 
@@ -200,31 +174,10 @@ void forward(const char* op, const Tensor& x, const Tensor& weight, const Tensor
              const Tensor& running_mean, const Tensor& running_var, bool use_batch_stats,
              double momentum, double eps, const Tensor& residual, bool relu, const Tensor& y,
              const Tensor& save_mean, const Tensor& save_invstd) {
-  const Layout l = layout_of(x, op);
-  check_defined(y, op, "y");
-  check_same_shape(x, y, op);
-  TRANQ_CHECK(y.dtype() == x.dtype() && y.is_contiguous(), "{}: y must be a contiguous {}, got {}",
-              op, dtype_name(x.dtype()), tensor_str(y));
-  check_channel_vector(weight, x, l.c, op, "weight");
-  check_channel_vector(bias, x, l.c, op, "bias");
-  check_channel_vector(running_mean, x, l.c, op, "running_mean");
-  check_channel_vector(running_var, x, l.c, op, "running_var");
-  check_defined(save_mean, op, "save_mean");
-  check_defined(save_invstd, op, "save_invstd");
-  check_channel_vector(save_mean, x, l.c, op, "save_mean");
-  check_channel_vector(save_invstd, x, l.c, op, "save_invstd");
-  check_like_x(residual, x, op, "residual");
-  TRANQ_CHECK(running_mean.defined() == running_var.defined(),
-              "{}: running_mean and running_var must both be given or both be omitted", op);
-  TRANQ_CHECK(eps > 0, "{}: eps must be positive, got {}", op, eps);
-  if (use_batch_stats) {
-    TRANQ_CHECK(l.count() > 1,
-                "{}: batch statistics need more than one value per channel, got x {}; use a "
-                "larger batch or eval mode",
-                op, tensor_str(x));
-  } else {
-    TRANQ_CHECK(running_mean.defined(), "{}: eval mode needs running_mean and running_var", op);
-  }
+  const Layout l = layout_of(check_batch_norm_forward_args(
+      op, x, weight, bias, running_mean, running_var, use_batch_stats, eps, y, save_mean,
+      save_invstd));
+  check_like_input(residual, x, op, "residual");
   check_on_device(op, x.device(), {{"y", &y}, {"residual", &residual}});
   if (l.c == 0) return;
   const int dev = x.device().index;
@@ -258,26 +211,10 @@ void backward(const char* op, const Tensor& x, const Tensor& y, const Tensor& dy
               const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
               bool use_batch_stats, bool relu, const Tensor& dx, const Tensor& dresidual,
               const Tensor& dweight, const Tensor& dbias) {
-  const Layout l = layout_of(x, op);
-  check_defined(dy, op, "dy");
-  check_same_shape(x, dy, op);
-  TRANQ_CHECK(dy.dtype() == x.dtype() && dy.is_contiguous(),
-              "{}: dy must be a contiguous {}, got {}", op, dtype_name(x.dtype()), tensor_str(dy));
-  if (dx.defined()) {
-    check_same_shape(x, dx, op);
-    TRANQ_CHECK(dx.dtype() == x.dtype() && dx.is_contiguous(),
-                "{}: dx must be a contiguous {}, got {}", op, dtype_name(x.dtype()),
-                tensor_str(dx));
-  }
-  check_channel_vector(weight, x, l.c, op, "weight");
-  check_defined(save_mean, op, "save_mean");
-  check_defined(save_invstd, op, "save_invstd");
-  check_channel_vector(save_mean, x, l.c, op, "save_mean");
-  check_channel_vector(save_invstd, x, l.c, op, "save_invstd");
-  check_channel_vector(dweight, x, l.c, op, "dweight");
-  check_channel_vector(dbias, x, l.c, op, "dbias");
-  check_like_x(y, x, op, "y");
-  check_like_x(dresidual, x, op, "dresidual");
+  const Layout l = layout_of(check_batch_norm_backward_args(op, x, dy, weight, save_mean,
+                                                             save_invstd, dx, dweight, dbias));
+  check_like_input(y, x, op, "y");
+  check_like_input(dresidual, x, op, "dresidual");
   TRANQ_CHECK(!relu || y.defined(), "{}: the ReLU mask needs the forward output y", op);
   check_on_device(op, x.device(), {{"dy", &dy}, {"dx", &dx}, {"y", &y}});
   if (l.c == 0) return;

@@ -155,24 +155,7 @@ void fake_quantize_backward(const Tensor& x, const Tensor& scale, const QuantRan
                             const Tensor& dy, const Tensor& dx, const Tensor& dscale,
                             double grad_scale_factor) {
   const char* op = "fake_quantize_backward";
-  check_quantize_args(op, x, scale, r);
-  check_defined(dy, op, "dy");
-  check_same_shape(x, dy, op);
-  TRANQ_CHECK(dy.dtype() == x.dtype() && dy.is_contiguous(), "{}: dy must be contiguous {}, got {}",
-              op, dtype_name(x.dtype()), tensor_str(dy));
-  if (dx.defined()) {
-    check_same_shape(x, dx, op);
-    TRANQ_CHECK(dx.dtype() == x.dtype() && dx.is_contiguous(),
-                "{}: dx must be contiguous {}, got {}", op, dtype_name(x.dtype()), tensor_str(dx));
-  }
-  if (dscale.defined()) {
-    TRANQ_CHECK(dscale.shape() == scale.shape() && dscale.dtype() == scale.dtype() &&
-                    dscale.is_contiguous(),
-                "{}: dscale must be contiguous like scale {}, got {}", op, tensor_str(scale),
-                tensor_str(dscale));
-    TRANQ_CHECK(std::isfinite(grad_scale_factor), "{}: grad_scale_factor must be finite, got {}",
-                op, grad_scale_factor);
-  }
+  check_quantize_backward_args(op, x, scale, r, dy, dx, dscale, grad_scale_factor);
   check_on_device(op, x.device(),
                   {{"scale", &scale}, {"dy", &dy}, {"dx", &dx}, {"dscale", &dscale}});
   if (!dx.defined() && !dscale.defined()) return;
