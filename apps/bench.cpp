@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cuda_runtime.h"
 #include "core/rng.h"
 #include "layers/functional.h"
 #include "apps/device.h"
@@ -100,6 +101,10 @@ std::string run_bench(const BenchConfig& cfg) {
                       {"step_ms_min", std::round(ms.front() * 100) / 100},
                       {"images_per_s", std::round(cfg.batch_size / (median / 1000) * 10) / 10},
                       {"peak_rss_mb", std::round(ru.ru_maxrss / 1024.0 * 10) / 10}};
+  if (device.is_cuda()) {
+    const double peak = static_cast<double>(cuda::memory_stats(device.index).peak_in_use_bytes);
+    j["peak_device_mb"] = std::round(peak / (1024.0 * 1024.0) * 10) / 10;
+  }
   return j.dump();
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch peer for `tranq bench`: times full training steps (forward, backward, SGD) of the
-CIFAR ResNet-20 on random data and prints one JSON line in tranq bench's format.
+CIFAR ResNet-20 (or torchvision's resnet18) on random data and prints one JSON line in tranq
+bench's format.
 
   /usr/bin/python3 benchmarks/torch_resnet20_step.py --batch-size 128 --threads 2 --iters 20
+  python3 benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256
 """
 import argparse, json, resource, statistics, time
 
@@ -55,14 +57,24 @@ def main():
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--input", default="3x32x32")
+    p.add_argument("--model", default="resnet20", choices=["resnet20", "resnet18"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--classes", type=int, default=10)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    dev = torch.device(a.device)
     c, h, w = (int(v) for v in a.input.split("x"))
-    model = ResNet20(c, 10)
+    if a.model == "resnet20":
+        model = ResNet20(c, a.classes)
+    else:
+        import torchvision
+        model = torchvision.models.resnet18(num_classes=a.classes)
+    model = model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    x = torch.randn(a.batch_size, c, h, w)
-    y = torch.randint(0, 10, (a.batch_size,))
+    x = torch.randn(a.batch_size, c, h, w, device=dev)
+    y = torch.randint(0, a.classes, (a.batch_size,), device=dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
     for i in range(a.warmup + a.iters):
         t0 = time.perf_counter()
@@ -70,14 +82,18 @@ def main():
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        sync()
         dt = time.perf_counter() - t0
         if i >= a.warmup:
             times.append(dt)
     step = statistics.median(times)
-    print(json.dumps({"framework": "pytorch " + torch.__version__, "model": "resnet20",
-                      "input": a.input, "batch_size": a.batch_size, "threads": a.threads,
-                      "step_ms": round(step * 1e3, 2), "images_per_s": round(a.batch_size / step, 1),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+    out = {"framework": "pytorch " + torch.__version__, "model": a.model, "device": a.device,
+           "input": a.input, "batch_size": a.batch_size, "threads": a.threads,
+           "step_ms": round(step * 1e3, 2), "images_per_s": round(a.batch_size / step, 1),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if dev.type == "cuda":
+        out["peak_device_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

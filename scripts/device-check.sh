@@ -142,7 +142,7 @@ grep -E "tranq: CUDA backend" "$OUT_DIR/configure.log" | tee -a "$SUMMARY"
 
 # Every CUDA test and benchmark file (one target each), so that ctest -R finds no unbuilt
 # *_NOT_BUILT placeholders among the tests it selects.
-TARGETS=(test_qat_fused)
+TARGETS=(test_qat_fused tranq_cli)
 for f in tests/test_cuda_*.cpp benchmarks/bench_cuda_*.cpp; do
   [[ -f "$f" ]] && TARGETS+=("$(basename "$f" .cpp)")
 done
@@ -194,6 +194,33 @@ if ((build_rc == 0)); then
     fi
     ((rc != 0)) && bench_rc=$rc
   done
+fi
+
+# ---- end to end: training steps of tranq and, when present, PyTorch on the same GPU ----
+# Reported, not judged: ops without a CUDA version make tranq bench fail by name.
+if ((build_rc == 0)); then
+  PY=""
+  for p in python3 /usr/bin/python3; do
+    if command -v "$p" >/dev/null && "$p" -c "import torch, torchvision" 2>/dev/null; then PY=$p; break; fi
+  done
+  e2e() {  # label, command...
+    local label=$1; shift
+    say "== $label"
+    timeout "$(budget 90)" "$@" >"$OUT_DIR/e2e.txt" 2>&1
+    local rc=$?
+    tail -n 3 "$OUT_DIR/e2e.txt" | tee -a "$SUMMARY"
+    say "$label: exit $rc"
+  }
+  e2e "tranq resnet20 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
+  e2e "tranq resnet20 b256 W2A2 sgdt" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt
+  e2e "tranq resnet20 b256 W2A2 sgd" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgd
+  e2e "tranq resnet18 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
+  if [[ -n "$PY" ]]; then
+    e2e "pytorch resnet20 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
+    e2e "pytorch resnet18 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
+  else
+    say "no python with torch + torchvision: no PyTorch comparison"
+  fi
 fi
 
 status=PASS
