@@ -258,6 +258,23 @@ Tensor Tensor::clone() const {
   return out;
 }
 
+namespace {
+
+// A host tensor viewing a host copy of t's whole storage with t's offset, shape and strides.
+Tensor host_mirror(const Tensor& t) {
+  const Buffer& buf = *t.impl()->storage;
+  auto impl = std::make_shared<TensorImpl>(*t.impl());
+  impl->storage = std::make_shared<Buffer>(buf.bytes(), Device::cpu());
+  impl->requires_grad = false;
+  impl->grad = Tensor();
+  impl->grad_fn = nullptr;
+  backend_for(t.device().type)
+      .copy(impl->storage->data(), Device::cpu(), buf.data(), t.device(), buf.bytes());
+  return Tensor(impl);
+}
+
+}  // namespace
+
 void Tensor::copy_(const Tensor& src) const {
   TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(), "copy_: source {} does not match {}",
               tensor_str(src), tensor_str(*this));
@@ -265,9 +282,21 @@ void Tensor::copy_(const Tensor& src) const {
     strided_copy_cpu(*this, src);
     return;
   }
-  TRANQ_CHECK(is_contiguous() && src.is_contiguous(),
-              "copy_ to or from {} needs contiguous tensors", device().is_cpu() ? src.device().str()
-                                                                                : device().str());
+  if (!is_contiguous() || !src.is_contiguous()) {
+    // Backends copy contiguous bytes only: a strided view on a device goes through a host
+    // mirror of its whole storage. Slow, but views that device ops cannot take are rare.
+    const Tensor hsrc = src.device().is_cpu() ? src : host_mirror(src);
+    if (is_contiguous()) {
+      copy_(hsrc.contiguous());
+      return;
+    }
+    const Tensor hdst = host_mirror(*this);
+    strided_copy_cpu(hdst, hsrc);
+    const Buffer& dev_buf = *impl_->storage;
+    backend_for(device().type)
+        .copy(dev_buf.data(), device(), hdst.impl()->storage->data(), Device::cpu(), dev_buf.bytes());
+    return;
+  }
   DeviceType t = device().is_cpu() ? src.device().type : device().type;
   backend_for(t).copy(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 }
