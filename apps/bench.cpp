@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "core/parallel.h"
-#include "kernels/cuda_runtime.h"
-#include "core/rng.h"
-#include "layers/functional.h"
 #include "apps/device.h"
 #include "apps/run_setup.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "kernels/cuda_runtime.h"
+#include "layers/functional.h"
 #include "quant/transform.h"
 
 namespace tranq::app {
@@ -60,7 +60,8 @@ std::string run_bench(const BenchConfig& cfg) {
   float* px = x.data<float>();
   for (int64_t i = 0; i < x.numel(); ++i) px[i] = static_cast<float>(rng.normal());
   std::vector<int32_t> labels(static_cast<size_t>(cfg.batch_size));
-  for (auto& l : labels) l = static_cast<int32_t>(rng.below(static_cast<uint64_t>(cfg.num_classes)));
+  for (auto& l : labels)
+    l = static_cast<int32_t>(rng.below(static_cast<uint64_t>(cfg.num_classes)));
   Tensor y = Tensor::from_vector(labels, {cfg.batch_size}).to(device);
   x = x.to(device);
 
@@ -79,28 +80,30 @@ std::string run_bench(const BenchConfig& cfg) {
     opt->step();
     if (run.qat) run.qat->after_step(i);
     if (!device.is_cpu()) loss.item();  // waits for the device's queued work
-    double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    double dt =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= cfg.warmup) ms.push_back(dt);
   }
   std::sort(ms.begin(), ms.end());
-  const double median = ms.size() % 2 ? ms[ms.size() / 2]
-                                      : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+  const double median =
+      ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  nlohmann::json j = {{"framework", "tranq"},
-                      {"model", cfg.model},
-                      {"input", cfg.input},
-                      {"batch_size", cfg.batch_size},
-                      {"threads", cfg.threads},
-                      {"device", device.str()},
-                      {"optimizer", cfg.optimizer},
-                      {"wbits", cfg.weight_bits},
-                      {"abits", cfg.weight_bits > 0 && cfg.act_bits == 0 ? cfg.weight_bits : cfg.act_bits},
-                      {"iters", cfg.iters},
-                      {"step_ms", std::round(median * 100) / 100},
-                      {"step_ms_min", std::round(ms.front() * 100) / 100},
-                      {"images_per_s", std::round(cfg.batch_size / (median / 1000) * 10) / 10},
-                      {"peak_rss_mb", std::round(ru.ru_maxrss / 1024.0 * 10) / 10}};
+  nlohmann::json j = {
+      {"framework", "tranq"},
+      {"model", cfg.model},
+      {"input", cfg.input},
+      {"batch_size", cfg.batch_size},
+      {"threads", cfg.threads},
+      {"device", device.str()},
+      {"optimizer", cfg.optimizer},
+      {"wbits", cfg.weight_bits},
+      {"abits", cfg.weight_bits > 0 && cfg.act_bits == 0 ? cfg.weight_bits : cfg.act_bits},
+      {"iters", cfg.iters},
+      {"step_ms", std::round(median * 100) / 100},
+      {"step_ms_min", std::round(ms.front() * 100) / 100},
+      {"images_per_s", std::round(cfg.batch_size / (median / 1000) * 10) / 10},
+      {"peak_rss_mb", std::round(ru.ru_maxrss / 1024.0 * 10) / 10}};
   if (device.is_cuda()) {
     const double peak = static_cast<double>(cuda::memory_stats(device.index).peak_in_use_bytes);
     j["peak_device_mb"] = std::round(peak / (1024.0 * 1024.0) * 10) / 10;

@@ -7,8 +7,8 @@
 namespace tranq::app {
 
 struct ConvertResult {
-  int64_t tensors = 0;         // written
-  int64_t dropped = 0;         // quantizer state, optimizer state, run state left out
+  int64_t tensors = 0;  // written
+  int64_t dropped = 0;  // quantizer state, optimizer state, run state left out
   int64_t in_channels = 0, classes = 0;
 };
 

@@ -15,8 +15,9 @@ Device select_device(const std::string& name) {
   if (d.is_cuda()) {
     cuda::init();  // throws "no CUDA device: ..." without one
     const int n = cuda::device_count();
-    TRANQ_CHECK_AS(DeviceError, d.index < n, "--device {}: this machine has {} CUDA device(s), cuda:0..cuda:{}",
-                   name, n, n - 1);
+    TRANQ_CHECK_AS(DeviceError, d.index < n,
+                   "--device {}: this machine has {} CUDA device(s), cuda:0..cuda:{}", name, n,
+                   n - 1);
   }
   return d;
 }

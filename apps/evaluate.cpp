@@ -1,7 +1,6 @@
 #include "apps/evaluate.h"
 
 #include "apps/device.h"
-
 #include "core/autograd.h"
 #include "datasets/loader.h"
 

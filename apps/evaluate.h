@@ -10,7 +10,7 @@ namespace tranq::app {
 int64_t count_correct(const Tensor& logits, const Tensor& labels);
 
 struct EvalResult {
-  double accuracy = 0;   // top-1, in [0, 1], over the samples that could be read
+  double accuracy = 0;  // top-1, in [0, 1], over the samples that could be read
   int64_t seen = 0;
   std::vector<std::string> skipped;  // unreadable samples ("PATH: reason")
 };

@@ -1,10 +1,9 @@
-// The tranq command line: train, eval, export, convert, plot, bench. The only place in tranq that exits: library
-// errors arrive as exceptions and leave as one line on stderr with exit code 2.
-#include <CLI/CLI.hpp>
+// The tranq command line: train, eval, export, convert, plot, bench. The only place in tranq that
+// exits: library errors arrive as exceptions and leave as one line on stderr with exit code 2.
 #include <fmt/format.h>
-
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -33,7 +32,8 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
-  auto* t = app.add_subcommand("train", "Train a model (full precision) and evaluate it every epoch");
+  auto* t =
+      app.add_subcommand("train", "Train a model (full precision) and evaluate it every epoch");
   t->add_option("--dataset", c.dataset, "Data set: " + join(tranq::data::all_dataset_names()))
       ->capture_default_str();
   t->add_option("--data", c.data_dir,
@@ -55,10 +55,12 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
                 "(step: x0.1 every third of the run; multistep: x0.1 at 50% and 75%)")
       ->capture_default_str();
   t->add_option("--warmup-steps", c.warmup_steps, "Linear LR warm-up steps")->capture_default_str();
-  t->add_option("--weight-decay", c.weight_decay, "Weight decay (L2 for sgd/adam, decoupled for adamw)")
+  t->add_option("--weight-decay", c.weight_decay,
+                "Weight decay (L2 for sgd/adam, decoupled for adamw)")
       ->capture_default_str();
   t->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
-  t->add_option("--nesterov", c.nesterov, "Nesterov momentum for SGD (true|false)")->capture_default_str();
+  t->add_option("--nesterov", c.nesterov, "Nesterov momentum for SGD (true|false)")
+      ->capture_default_str();
   t->add_option("--label-smoothing", c.label_smoothing, "Label smoothing of the cross-entropy")
       ->capture_default_str();
   t->add_option("--augment", c.augment,
@@ -67,35 +69,46 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--seed", c.seed, "Seed of initialisation, data order and augmentation")
       ->capture_default_str();
   t->add_option("--threads", c.threads, "Compute threads")->capture_default_str();
-  t->add_option("--device", c.device, "Where to train: cpu, cuda or cuda:N (--resume keeps the value given)")
+  t->add_option("--device", c.device,
+                "Where to train: cpu, cuda or cuda:N (--resume keeps the value given)")
       ->capture_default_str();
   t->add_option("--workers", c.workers, "Data loading threads (0: load in the training thread)")
       ->capture_default_str();
   t->add_option("--out", c.out, "Run directory (created)")->required();
   t->add_option("--checkpoint-every", c.checkpoint_every,
-                "Also checkpoint every N steps (0: only at epoch ends)")->capture_default_str();
-  t->add_option("--log-every", c.log_every, "Write a metrics line every N steps")->capture_default_str();
+                "Also checkpoint every N steps (0: only at epoch ends)")
+      ->capture_default_str();
+  t->add_option("--log-every", c.log_every, "Write a metrics line every N steps")
+      ->capture_default_str();
   t->add_option("--max-steps", c.max_steps, "Stop (resumably) after N steps in total (0: no limit)")
       ->capture_default_str();
-  t->add_option("--init-from", c.init_from, "Initial full-precision weights (.safetensors, PyTorch names)");
-  t->add_option("--strict", c.strict, "With --init-from: require every tensor to match (true|false)")
+  t->add_option("--init-from", c.init_from,
+                "Initial full-precision weights (.safetensors, PyTorch names)");
+  t->add_option("--strict", c.strict,
+                "With --init-from: require every tensor to match (true|false)")
       ->capture_default_str();
   // QAT and TRS.
-  t->add_option("--wbits", c.weight_bits, "QAT weight bits 1-8 (0: full precision)")->capture_default_str();
-  t->add_option("--abits", c.act_bits, "QAT activation bits 1-8 (0: same as --wbits)")->capture_default_str();
+  t->add_option("--wbits", c.weight_bits, "QAT weight bits 1-8 (0: full precision)")
+      ->capture_default_str();
+  t->add_option("--abits", c.act_bits, "QAT activation bits 1-8 (0: same as --wbits)")
+      ->capture_default_str();
   t->add_option("--first-last-bits", c.first_last_bits,
                 "Bits of the first conv and last linear layer (0: keep them full precision)")
       ->capture_default_str();
   t->add_option("--per-channel", c.per_channel, "One weight scale per output channel (true|false)")
       ->capture_default_str();
-  t->add_option("--scale-init", c.scale_init, "Quantizer scale initialisation: 3std|lsq")->capture_default_str();
-  t->add_option("--lsq-grad-scale", c.lsq_grad_scale, "Scale gradients by 1/sqrt(N*Qp) (true|false)")
+  t->add_option("--scale-init", c.scale_init, "Quantizer scale initialisation: 3std|lsq")
+      ->capture_default_str();
+  t->add_option("--lsq-grad-scale", c.lsq_grad_scale,
+                "Scale gradients by 1/sqrt(N*Qp) (true|false)")
       ->capture_default_str();
   t->add_option("--scale-lr", c.scale_lr, "LR of the quantizer scales (no momentum, no decay)")
       ->capture_default_str();
-  t->add_option("--target-tr", c.target_tr, "TRS: initial target transition rate R_0 (0: --tr-factor*sqrt(wbits))")
+  t->add_option("--target-tr", c.target_tr,
+                "TRS: initial target transition rate R_0 (0: --tr-factor*sqrt(wbits))")
       ->capture_default_str();
-  t->add_option("--tr-factor", c.tr_factor, "TRS: lambda of R_0 = lambda*sqrt(wbits)")->capture_default_str();
+  t->add_option("--tr-factor", c.tr_factor, "TRS: lambda of R_0 = lambda*sqrt(wbits)")
+      ->capture_default_str();
   t->add_option("--target-tr-schedule", c.target_tr_schedule,
                 "TRS: shape of the target TR: cosine|step|multistep|linear|constant")
       ->capture_default_str();
@@ -105,7 +118,8 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--talr-gain", c.talr_gain,
                 "TRS: step size eta of the additive rule (0: (1-m)*talr_init/R_0)")
       ->capture_default_str();
-  t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA")->capture_default_str();
+  t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA")
+      ->capture_default_str();
   t->add_flag("--resume", resume,
               "Continue the run in --out from its last checkpoint with the run's saved settings "
               "(from the start if it has none)");
@@ -155,7 +169,8 @@ int main(int argc, char** argv) {
   e->add_option("--device", ev.device, "cpu, cuda or cuda:N")->capture_default_str();
 
   tranq::app::BenchConfig bc;
-  auto* b = app.add_subcommand("bench", "Time training steps on random data (prints one JSON line)");
+  auto* b =
+      app.add_subcommand("bench", "Time training steps on random data (prints one JSON line)");
   b->add_option("--model", bc.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   b->add_option("--input", bc.input, "Input shape CxHxW")->capture_default_str();
   b->add_option("--batch-size", bc.batch_size, "Batch size")->capture_default_str();
@@ -164,14 +179,18 @@ int main(int argc, char** argv) {
   b->add_option("--classes", bc.num_classes, "Number of classes")->capture_default_str();
   b->add_option("--threads", bc.threads, "Compute threads")->capture_default_str();
   b->add_option("--device", bc.device, "cpu, cuda or cuda:N")->capture_default_str();
-  b->add_option("--optimizer", bc.optimizer, "sgd|adam|adamw|sgdt|adamt|adamwt")->capture_default_str();
-  b->add_option("--wbits", bc.weight_bits, "QAT weight bits (0: full precision)")->capture_default_str();
-  b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")->capture_default_str();
+  b->add_option("--optimizer", bc.optimizer, "sgd|adam|adamw|sgdt|adamt|adamwt")
+      ->capture_default_str();
+  b->add_option("--wbits", bc.weight_bits, "QAT weight bits (0: full precision)")
+      ->capture_default_str();
+  b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")
+      ->capture_default_str();
 
   struct {
     std::string model = "resnet20", weights, dataset = "fashion-mnist", data, out;
   } ex;
-  auto* x = app.add_subcommand("export", "Write the integer model of QAT weights: int8 codes and scales");
+  auto* x =
+      app.add_subcommand("export", "Write the integer model of QAT weights: int8 codes and scales");
   x->add_option("--model", ex.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   x->add_option("--dataset", ex.dataset, "Data set the model was trained on (channels, classes)")
       ->capture_default_str();
@@ -183,15 +202,19 @@ int main(int argc, char** argv) {
     std::string model = "resnet20", weights, out;
   } cv;
   auto* cvt = app.add_subcommand(
-      "convert", "Write torchvision-named full-precision weights (for PyTorch or --init-from) from "
-                 "a run's model.safetensors or checkpoint.safetensors, QAT runs included");
-  cvt->add_option("--model", cv.model, "Model: " + join(tranq::model_names()))->capture_default_str();
-  cvt->add_option("--weights", cv.weights, "Input: RUNDIR/model.safetensors or RUNDIR/checkpoint.safetensors")
+      "convert",
+      "Write torchvision-named full-precision weights (for PyTorch or --init-from) from "
+      "a run's model.safetensors or checkpoint.safetensors, QAT runs included");
+  cvt->add_option("--model", cv.model, "Model: " + join(tranq::model_names()))
+      ->capture_default_str();
+  cvt->add_option("--weights", cv.weights,
+                  "Input: RUNDIR/model.safetensors or RUNDIR/checkpoint.safetensors")
       ->required();
   cvt->add_option("--out", cv.out, "Output .safetensors")->required();
 
   std::string plot_dir, plot_out;
-  auto* pl = app.add_subcommand("plot", "Draw a run's loss, accuracy, transition rates and TALR as SVG");
+  auto* pl =
+      app.add_subcommand("plot", "Draw a run's loss, accuracy, transition rates and TALR as SVG");
   pl->add_option("RUNDIR", plot_dir, "Run directory (reads metrics.jsonl)")->required();
   pl->add_option("--out", plot_out, "Output .svg")->required();
 
@@ -226,8 +249,8 @@ int main(int argc, char** argv) {
     } else if (app.got_subcommand("export")) {
       auto content = tranq::load_safetensors(ex.weights);
       const auto shape = tranq::data::dataset_shape(ex.dataset, ex.data);
-      auto model = tranq::app::model_for_weights(ex.model, shape.channels, shape.classes,
-                                                 content.metadata);
+      auto model =
+          tranq::app::model_for_weights(ex.model, shape.channels, shape.classes, content.metadata);
       tranq::app::load_weights(*model, content, ex.weights);
       auto out = tranq::app::export_integer_model(*model, content.metadata);
       tranq::save_safetensors(ex.out, out.tensors, out.metadata);

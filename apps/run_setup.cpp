@@ -28,7 +28,8 @@ void load_initial_weights(Module& model, const TrainConfig& cfg) {
   if (cfg.init_from.empty()) return;
   try {
     LoadReport r = model.load_state_dict(load_safetensors(cfg.init_from).tensors, cfg.strict);
-    if (!r.ok()) fmt::print(stderr, "note: {} loaded with --strict false: {}\n", cfg.init_from, r.str());
+    if (!r.ok())
+      fmt::print(stderr, "note: {} loaded with --strict false: {}\n", cfg.init_from, r.str());
   } catch (const ValueError& e) {
     TRANQ_THROW(ValueError, "{}: {} (use --strict false to allow a different classifier head)",
                 cfg.init_from, e.what());
@@ -44,7 +45,8 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
   load_initial_weights(*run.model, cfg);
   const bool trs = is_trs_optimizer(cfg.optimizer);
   TRANQ_CHECK(cfg.weight_bits > 0 || !trs,
-              "--optimizer {} schedules transition rates of quantized weights: give --wbits", cfg.optimizer);
+              "--optimizer {} schedules transition rates of quantized weights: give --wbits",
+              cfg.optimizer);
 
   std::vector<optim::ParamGroup> groups;
   auto group = [&](double lr, double momentum, double wd) {
@@ -77,10 +79,12 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
     }
   }
   // Quantizer scales: own LR, no momentum, no weight decay. Everything else: the base recipe.
-  optim::ParamGroup scales = group(cfg.scale_lr, 0.0, 0.0), rest = group(cfg.lr, cfg.momentum, cfg.weight_decay);
+  optim::ParamGroup scales = group(cfg.scale_lr, 0.0, 0.0),
+                    rest = group(cfg.lr, cfg.momentum, cfg.weight_decay);
   for (auto& [n, t] : run.model->named_parameters()) {
     bool in_layer_group = false;
-    for (size_t i = 0; i < layers.size(); ++i) in_layer_group |= groups[layer_groups[i]].names[0] == n;
+    for (size_t i = 0; i < layers.size(); ++i)
+      in_layer_group |= groups[layer_groups[i]].names[0] == n;
     if (in_layer_group) continue;
     const bool is_scale = n.size() > 6 && n.compare(n.size() - 6, 6, "_scale") == 0;
     optim::ParamGroup& g = is_scale ? scales : rest;
@@ -143,10 +147,8 @@ void load_weights(Module& model, const SafetensorsContent& content, const std::s
         allowed.insert(name + ".weight");
         allowed.insert(name + ".weight_prev_codes");
       }
-      for (const auto& m : r.missing)
-        TRANQ_CHECK(allowed.count(m), "integer model lacks '{}'", m);
-      TRANQ_CHECK(r.unexpected.empty() && r.mismatched.empty(), "unexpected tensors: {}",
-                  r.str());
+      for (const auto& m : r.missing) TRANQ_CHECK(allowed.count(m), "integer model lacks '{}'", m);
+      TRANQ_CHECK(r.unexpected.empty() && r.mismatched.empty(), "unexpected tensors: {}", r.str());
       for (auto& [name, q] : quant::quantized_layers(model)) q->set_integer_mode(true);
     }
   } catch (const ValueError& e) {
@@ -154,9 +156,10 @@ void load_weights(Module& model, const SafetensorsContent& content, const std::s
   }
 }
 
-SafetensorsContent export_integer_model(Module& model, const std::map<std::string, std::string>& metadata) {
-  TRANQ_CHECK(metadata.count(kQuantMetaKey), "the weights were not written by a QAT run (no '{}' metadata)",
-              kQuantMetaKey);
+SafetensorsContent export_integer_model(Module& model,
+                                        const std::map<std::string, std::string>& metadata) {
+  TRANQ_CHECK(metadata.count(kQuantMetaKey),
+              "the weights were not written by a QAT run (no '{}' metadata)", kQuantMetaKey);
   std::map<std::string, Tensor> codes;
   std::set<std::string> skip;
   for (auto& [name, q] : quant::quantized_layers(model)) {

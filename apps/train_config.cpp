@@ -4,6 +4,7 @@
 
 namespace tranq::app {
 
+// clang-format off
 #define TRANQ_CONFIG_FIELDS(X)                                                                   \
   X(dataset) X(data_dir) X(model) X(epochs) X(batch_size) X(optimizer) X(lr) X(lr_schedule)     \
   X(warmup_steps) X(weight_decay) X(momentum) X(nesterov) X(label_smoothing) X(augment) X(seed) \
@@ -11,6 +12,7 @@ namespace tranq::app {
   X(strict) X(weight_bits) X(act_bits) X(first_last_bits) X(per_channel) X(scale_init)           \
   X(lsq_grad_scale) X(scale_lr) X(target_tr) X(tr_factor) X(target_tr_schedule) X(talr_rule)     \
   X(talr_init) X(talr_gain) X(tr_momentum)
+// clang-format on
 
 bool is_trs_optimizer(const std::string& name) {
   return name == "sgdt" || name == "adamt" || name == "adamwt";

@@ -2,9 +2,8 @@
 // Settings of one `tranq train` run. Saved as RUNDIR/config.json so that --resume continues
 // with the run's own settings.
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace tranq::app {
 
@@ -23,34 +22,34 @@ struct TrainConfig {
   bool nesterov = true;
   double label_smoothing = 0.0;
   bool augment = true;
-  int64_t image_size = 0;        // image-folder data sets: crop size (0: 224)
+  int64_t image_size = 0;  // image-folder data sets: crop size (0: 224)
   uint64_t seed = 0;
-  int threads = 2;               // per invocation: --resume keeps the value given
-  std::string device = "cpu";    // per invocation: cpu, cuda, cuda:N
+  int threads = 2;             // per invocation: --resume keeps the value given
+  std::string device = "cpu";  // per invocation: cpu, cuda, cuda:N
   int workers = 1;
   std::string out;
   int64_t checkpoint_every = 0;  // 0: only at epoch ends
   int64_t log_every = 50;
-  int64_t max_steps = 0;         // per invocation: stop after this many steps in total (0: none)
+  int64_t max_steps = 0;  // per invocation: stop after this many steps in total (0: none)
 
   // Initial weights (full precision, PyTorch names); strict: no missing/unexpected tensors.
   std::string init_from;
   bool strict = true;
   // QAT: weight_bits 0 trains in full precision.
   int weight_bits = 0;
-  int act_bits = 0;              // 0 with weight_bits > 0: same as weight_bits
-  int first_last_bits = 0;       // 0: first conv and last linear stay full precision
+  int act_bits = 0;         // 0 with weight_bits > 0: same as weight_bits
+  int first_last_bits = 0;  // 0: first conv and last linear stay full precision
   bool per_channel = false;
   std::string scale_init = "3std";
   bool lsq_grad_scale = false;
-  double scale_lr = 0.01;        // LR of the quantizer scales (no momentum, no weight decay)
+  double scale_lr = 0.01;  // LR of the quantizer scales (no momentum, no weight decay)
   // TRS (optimizers sgdt, adamt, adamwt).
-  double target_tr = 0;          // R_0; 0: tr_factor * sqrt(weight_bits)
+  double target_tr = 0;  // R_0; 0: tr_factor * sqrt(weight_bits)
   double tr_factor = 5e-3;
   std::string target_tr_schedule = "cosine";
   std::string talr_rule = "multiplicative";
-  double talr_init = 0;          // 0: --lr (the TALR starts where the plain optimizer's LR does)
-  double talr_gain = 0;          // additive rule's eta; 0: the controller's default
+  double talr_init = 0;  // 0: --lr (the TALR starts where the plain optimizer's LR does)
+  double talr_gain = 0;  // additive rule's eta; 0: the controller's default
   double tr_momentum = 0.99;
 };
 

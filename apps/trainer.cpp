@@ -41,8 +41,8 @@ nlohmann::json dropout_states(Module& model) {
 void restore_dropout_states(Module& model, const nlohmann::json& j) {
   for (auto& [name, m] : model.named_modules()) {
     if (auto* d = dynamic_cast<Dropout*>(m)) {
-      TRANQ_CHECK_AS(FormatError, j.contains(name), "checkpoint lacks the RNG state of dropout '{}'",
-                     name);
+      TRANQ_CHECK_AS(FormatError, j.contains(name),
+                     "checkpoint lacks the RNG state of dropout '{}'", name);
       d->rng().set_state(std::stoull(j[name][0].get<std::string>()),
                          std::stoull(j[name][1].get<std::string>()));
     }
@@ -72,7 +72,8 @@ double run_train(TrainConfig cfg, bool resume) {
     cfg.max_steps = given.max_steps;
     if (!given.data_dir.empty()) cfg.data_dir = given.data_dir;  // the data may have moved
   }
-  TRANQ_CHECK(!cfg.data_dir.empty(), "--data DIR is required (the directory of the data set's files)");
+  TRANQ_CHECK(!cfg.data_dir.empty(),
+              "--data DIR is required (the directory of the data set's files)");
   TRANQ_CHECK(cfg.epochs >= 1, "--epochs must be at least 1, got {}", cfg.epochs);
   TRANQ_CHECK(cfg.batch_size >= 1, "--batch-size must be at least 1, got {}", cfg.batch_size);
   TRANQ_CHECK(cfg.lr > 0, "--lr must be positive, got {}", cfg.lr);
@@ -181,7 +182,8 @@ double run_train(TrainConfig cfg, bool resume) {
       }
       const double loss_v = loss.item();
       TRANQ_CHECK_AS(Error, std::isfinite(loss_v),
-                     "training diverged: loss is {} at step {} (try a lower --lr)", loss_v, pos.step);
+                     "training diverged: loss is {} at step {} (try a lower --lr)", loss_v,
+                     pos.step);
       const int64_t correct = count_correct(logits, batch.labels);
       const int64_t n = batch.labels.numel();
       pos.epoch_loss_sum += loss_v * static_cast<double>(n);

@@ -59,17 +59,25 @@ DeviceBackend*& slot(DeviceType t) {
 
 }  // namespace
 
-Allocator& cpu_allocator() { return backend_for(DeviceType::cpu).allocator(0); }
+Allocator& cpu_allocator() {
+  return backend_for(DeviceType::cpu).allocator(0);
+}
 
-CachingAllocator::Stats cpu_allocator_stats() { return cpu_backend().cache().stats(); }
+CachingAllocator::Stats cpu_allocator_stats() {
+  return cpu_backend().cache().stats();
+}
 
-void register_backend(DeviceType type, DeviceBackend* backend) { slot(type) = backend; }
+void register_backend(DeviceType type, DeviceBackend* backend) {
+  slot(type) = backend;
+}
 
 namespace {
 std::atomic<Allocator*> pinned_slot{nullptr};
 }  // namespace
 
-void register_pinned_allocator(Allocator* allocator) { pinned_slot.store(allocator); }
+void register_pinned_allocator(Allocator* allocator) {
+  pinned_slot.store(allocator);
+}
 
 Allocator& pinned_allocator() {
   Allocator* a = pinned_slot.load();
@@ -88,7 +96,9 @@ DeviceBackend& backend_for(DeviceType type) {
 }
 
 Buffer::Buffer(size_t bytes, Device device)
-    : bytes_(bytes), device_(device), allocator_(&backend_for(device.type).allocator(device.index)) {
+    : bytes_(bytes),
+      device_(device),
+      allocator_(&backend_for(device.type).allocator(device.index)) {
   data_ = allocator_->allocate(bytes);
 }
 
@@ -97,7 +107,9 @@ Buffer::Buffer(size_t bytes, Device device, Allocator& allocator)
   data_ = allocator_->allocate(bytes);
 }
 
-Buffer::~Buffer() { release(); }
+Buffer::~Buffer() {
+  release();
+}
 
 Buffer::Buffer(Buffer&& o) noexcept
     : data_(o.data_), bytes_(o.bytes_), device_(o.device_), allocator_(o.allocator_) {

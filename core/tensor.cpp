@@ -65,12 +65,24 @@ std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device de
 template <class F>
 void dispatch_dtype(DType t, F&& f) {
   switch (t) {
-    case DType::f32: f(float{}); break;
-    case DType::f64: f(double{}); break;
-    case DType::i8: f(int8_t{}); break;
-    case DType::u8: f(uint8_t{}); break;
-    case DType::i32: f(int32_t{}); break;
-    case DType::i64: f(int64_t{}); break;
+    case DType::f32:
+      f(float{});
+      break;
+    case DType::f64:
+      f(double{});
+      break;
+    case DType::i8:
+      f(int8_t{});
+      break;
+    case DType::u8:
+      f(uint8_t{});
+      break;
+    case DType::i32:
+      f(int32_t{});
+      break;
+    case DType::i64:
+      f(int64_t{});
+      break;
   }
 }
 
@@ -139,18 +151,30 @@ const Shape& Tensor::shape() const {
   TRANQ_CHECK(impl_, "use of an undefined tensor");
   return impl_->shape;
 }
-const Shape& Tensor::strides() const { return impl_->strides; }
+const Shape& Tensor::strides() const {
+  return impl_->strides;
+}
 int64_t Tensor::size(int64_t d) const {
   int64_t n = dim();
   if (d < 0) d += n;
   TRANQ_CHECK(d >= 0 && d < n, "dimension {} out of range for {}", d, tensor_str(*this));
   return impl_->shape[static_cast<size_t>(d)];
 }
-int64_t Tensor::numel() const { return shape_numel(shape()); }
-DType Tensor::dtype() const { return impl_->dtype; }
-Device Tensor::device() const { return impl_->storage->device(); }
-int64_t Tensor::offset() const { return impl_->offset; }
-const std::shared_ptr<Buffer>& Tensor::storage() const { return impl_->storage; }
+int64_t Tensor::numel() const {
+  return shape_numel(shape());
+}
+DType Tensor::dtype() const {
+  return impl_->dtype;
+}
+Device Tensor::device() const {
+  return impl_->storage->device();
+}
+int64_t Tensor::offset() const {
+  return impl_->offset;
+}
+const std::shared_ptr<Buffer>& Tensor::storage() const {
+  return impl_->storage;
+}
 
 bool Tensor::is_contiguous() const {
   int64_t acc = 1;
@@ -239,8 +263,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   if (d0 < 0) d0 += dim();
   if (d1 < 0) d1 += dim();
-  TRANQ_CHECK(d0 >= 0 && d0 < dim() && d1 >= 0 && d1 < dim(), "transpose({}, {}) out of range for {}",
-              d0, d1, tensor_str(*this));
+  TRANQ_CHECK(d0 >= 0 && d0 < dim() && d1 >= 0 && d1 < dim(),
+              "transpose({}, {}) out of range for {}", d0, d1, tensor_str(*this));
   auto impl = std::make_shared<TensorImpl>(*impl_);
   std::swap(impl->shape[d0], impl->shape[d1]);
   std::swap(impl->strides[d0], impl->strides[d1]);
@@ -250,7 +274,9 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   return Tensor(impl);
 }
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
@@ -276,8 +302,8 @@ Tensor host_mirror(const Tensor& t) {
 }  // namespace
 
 void Tensor::copy_(const Tensor& src) const {
-  TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(), "copy_: source {} does not match {}",
-              tensor_str(src), tensor_str(*this));
+  TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(),
+              "copy_: source {} does not match {}", tensor_str(src), tensor_str(*this));
   if (device().is_cpu() && src.device().is_cpu()) {
     strided_copy_cpu(*this, src);
     return;
@@ -294,7 +320,8 @@ void Tensor::copy_(const Tensor& src) const {
     strided_copy_cpu(hdst, hsrc);
     const Buffer& dev_buf = *impl_->storage;
     backend_for(device().type)
-        .copy(dev_buf.data(), device(), hdst.impl()->storage->data(), Device::cpu(), dev_buf.bytes());
+        .copy(dev_buf.data(), device(), hdst.impl()->storage->data(), Device::cpu(),
+              dev_buf.bytes());
     return;
   }
   DeviceType t = device().is_cpu() ? src.device().type : device().type;
@@ -348,7 +375,9 @@ void Tensor::fill_(double value) const {
   });
 }
 
-void Tensor::zero_() const { fill_(0.0); }
+void Tensor::zero_() const {
+  fill_(0.0);
+}
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
@@ -378,7 +407,9 @@ Tensor Tensor::detach() const {
   return Tensor(impl);
 }
 
-bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+bool Tensor::requires_grad() const {
+  return impl_ && impl_->requires_grad;
+}
 
 Tensor& Tensor::set_requires_grad(bool value) {
   TRANQ_CHECK(!impl_->grad_fn, "set_requires_grad: only leaf tensors can be set by hand");
@@ -388,20 +419,30 @@ Tensor& Tensor::set_requires_grad(bool value) {
   return *this;
 }
 
-Tensor Tensor::grad() const { return impl_->grad; }
-void Tensor::set_grad(const Tensor& g) const { impl_->grad = g; }
-void Tensor::zero_grad() const { impl_->grad = Tensor(); }
-const std::shared_ptr<Node>& Tensor::grad_fn() const { return impl_->grad_fn; }
+Tensor Tensor::grad() const {
+  return impl_->grad;
+}
+void Tensor::set_grad(const Tensor& g) const {
+  impl_->grad = g;
+}
+void Tensor::zero_grad() const {
+  impl_->grad = Tensor();
+}
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  return impl_->grad_fn;
+}
 void Tensor::set_grad_fn(std::shared_ptr<Node> node) const {
   impl_->grad_fn = std::move(node);
   impl_->requires_grad = impl_->grad_fn != nullptr;
 }
 
-void Tensor::backward(const Tensor& grad) const { run_backward(*this, grad); }
+void Tensor::backward(const Tensor& grad) const {
+  run_backward(*this, grad);
+}
 
-#define TRANQ_INSTANTIATE(T)                                                      \
-  template T* Tensor::data<T>() const;                                            \
-  template Tensor Tensor::from_vector<T>(const std::vector<T>&, const Shape&);     \
+#define TRANQ_INSTANTIATE(T)                                                   \
+  template T* Tensor::data<T>() const;                                         \
+  template Tensor Tensor::from_vector<T>(const std::vector<T>&, const Shape&); \
   template std::vector<T> Tensor::to_vector<T>() const;
 TRANQ_INSTANTIATE(float)
 TRANQ_INSTANTIATE(double)

@@ -68,9 +68,9 @@ class Tensor {
   Tensor select(int64_t dim, int64_t index) const;  // drops dim
   Tensor transpose(int64_t d0, int64_t d1) const;
   Tensor contiguous() const;
-  Tensor clone() const;                 // contiguous deep copy, no autograd history
-  Tensor to(Device device) const;       // same tensor when already there
-  Tensor to(DType dtype) const;         // converted copy (CPU); same tensor when already that dtype
+  Tensor clone() const;            // contiguous deep copy, no autograd history
+  Tensor to(Device device) const;  // same tensor when already there
+  Tensor to(DType dtype) const;    // converted copy (CPU); same tensor when already that dtype
   // Copies src (same shape, dtype) into this tensor's memory, which may be a strided view.
   void copy_(const Tensor& src) const;
   void fill_(double value) const;

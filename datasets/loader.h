@@ -37,8 +37,8 @@ struct LoaderOptions {
   bool shuffle = true;
   bool drop_last = false;  // when false the last, smaller batch is kept
   uint64_t seed = 0;
-  int workers = 2;   // background threads; 0 assembles each batch inside next()
-  int prefetch = 4;  // at most this many batches are assembled ahead of the consumer (>= 1)
+  int workers = 2;         // background threads; 0 assembles each batch inside next()
+  int prefetch = 4;        // at most this many batches are assembled ahead of the consumer (>= 1)
   AugmentOptions augment;  // ImageSet constructor only
   Normalization norm;      // ImageSet constructor only; empty means pixel / 255
   // Allocate batch images in page-locked host memory (fast, asynchronous copies to a GPU) when

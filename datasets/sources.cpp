@@ -32,7 +32,9 @@ int64_t count_class_dirs(const std::string& dir) {
 
 }  // namespace
 
-bool is_folder_dataset(const std::string& name) { return name == "imagenet" || name == "folder"; }
+bool is_folder_dataset(const std::string& name) {
+  return name == "imagenet" || name == "folder";
+}
 
 std::vector<std::string> all_dataset_names() {
   std::vector<std::string> names = dataset_names();
@@ -42,8 +44,7 @@ std::vector<std::string> all_dataset_names() {
 }
 
 std::string folder_split_dir(const std::string& dir, const std::string& split) {
-  TRANQ_CHECK(split == "train" || split == "test", "split must be train or test, got '{}'",
-              split);
+  TRANQ_CHECK(split == "train" || split == "test", "split must be train or test, got '{}'", split);
   if (split == "train") {
     const fs::path p = fs::path(dir) / "train";
     TRANQ_CHECK_AS(IoError, fs::is_directory(p),

@@ -28,8 +28,8 @@ void check_channel_vector(const Tensor& t, const Tensor& x, int64_t c, const cha
 
 BnLayout check_batch_norm_forward_args(const char* op, const Tensor& x, const Tensor& weight,
                                        const Tensor& bias, const Tensor& running_mean,
-                                       const Tensor& running_var, bool use_batch_stats,
-                                       double eps, const Tensor& y, const Tensor& save_mean,
+                                       const Tensor& running_var, bool use_batch_stats, double eps,
+                                       const Tensor& y, const Tensor& save_mean,
                                        const Tensor& save_invstd) {
   const BnLayout l = layout_of(x, op);
   check_defined(y, op, "y");

@@ -16,8 +16,8 @@ struct BnLayout {
 // layout.
 BnLayout check_batch_norm_forward_args(const char* op, const Tensor& x, const Tensor& weight,
                                        const Tensor& bias, const Tensor& running_mean,
-                                       const Tensor& running_var, bool use_batch_stats,
-                                       double eps, const Tensor& y, const Tensor& save_mean,
+                                       const Tensor& running_var, bool use_batch_stats, double eps,
+                                       const Tensor& y, const Tensor& save_mean,
                                        const Tensor& save_invstd);
 BnLayout check_batch_norm_backward_args(const char* op, const Tensor& x, const Tensor& dy,
                                         const Tensor& weight, const Tensor& save_mean,

@@ -28,7 +28,8 @@ Tensor Module::register_buffer(const std::string& name, Tensor t) {
   return t;
 }
 
-void Module::collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const {
+void Module::collect(const std::string& prefix, bool params, bool buffers,
+                     NamedTensors& out) const {
   if (params)
     for (const auto& [n, t] : params_) out.emplace_back(prefix + n, t);
   if (buffers)
@@ -57,7 +58,8 @@ std::vector<Tensor> Module::parameters() const {
 std::vector<std::pair<std::string, Module*>> Module::named_modules() {
   std::vector<std::pair<std::string, Module*>> out{{"", this}};
   for (auto& [n, m] : children_) {
-    for (auto& [sub, ptr] : m->named_modules()) out.emplace_back(sub.empty() ? n : n + "." + sub, ptr);
+    for (auto& [sub, ptr] : m->named_modules())
+      out.emplace_back(sub.empty() ? n : n + "." + sub, ptr);
   }
   return out;
 }

@@ -12,9 +12,9 @@ namespace tranq {
 
 // What load_state_dict found wrong; empty when everything matched.
 struct LoadReport {
-  std::vector<std::string> missing;      // in the module, not in the dict
-  std::vector<std::string> unexpected;   // in the dict, not in the module
-  std::vector<std::string> mismatched;   // "name: expected f32[..], got f32[..]"
+  std::vector<std::string> missing;     // in the module, not in the dict
+  std::vector<std::string> unexpected;  // in the dict, not in the module
+  std::vector<std::string> mismatched;  // "name: expected f32[..], got f32[..]"
   bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
   std::string str() const;
 };

@@ -41,7 +41,9 @@ Tensor fused(const Inputs& in, const Tensor& rm, const Tensor& rv, bool training
                              residual ? in.r : Tensor(), relu);
 }
 
-std::vector<Tensor> grads_of(const Inputs& in) { return {in.x.grad(), in.w.grad(), in.b.grad(), in.r.grad()}; }
+std::vector<Tensor> grads_of(const Inputs& in) {
+  return {in.x.grad(), in.w.grad(), in.b.grad(), in.r.grad()};
+}
 
 void require_grads(Inputs& in) {
   for (Tensor* t : {&in.x, &in.w, &in.b, &in.r}) {
@@ -99,7 +101,8 @@ TEST(BatchNormAct, FiniteDifferenceGradients) {
   for (bool training : {true, false}) {
     Inputs in = make_inputs({3, 2, 3, 3}, DType::f64, 40);
     require_grads(in);
-    Tensor rm = test::random_tensor({2}, 50, -0.2, 0.2), rv = test::random_tensor({2}, 51, 0.5, 1.5);
+    Tensor rm = test::random_tensor({2}, 50, -0.2, 0.2),
+           rv = test::random_tensor({2}, 51, 0.5, 1.5);
     test::expect_gradients_match(
         [&](const std::vector<Tensor>& v) {
           return ops::batch_norm_act(v[0], v[1], v[2], training ? Tensor() : rm,
@@ -115,13 +118,13 @@ TEST(BatchNormAct, BackwardOverwritesOutputs) {
   const int64_t c = 3;
   Tensor y = Tensor::empty_like(in.x), mean = Tensor::empty({c}, DType::f64),
          invstd = Tensor::empty({c}, DType::f64);
-  kernels::batch_norm_act_forward(in.x, in.w, in.b, Tensor(), Tensor(), true, 0.1, 1e-5, in.r,
-                                  true, y, mean, invstd);
+  kernels::batch_norm_act_forward(in.x, in.w, in.b, Tensor(), Tensor(), true, 0.1, 1e-5, in.r, true,
+                                  y, mean, invstd);
   Tensor dy = test::random_tensor(in.x.shape(), 61);
   auto run = [&](double fill) {
-    std::vector<Tensor> out = {Tensor::full(in.x.shape(), fill, DType::f64),
-                               Tensor::full(in.x.shape(), fill, DType::f64),
-                               Tensor::full({c}, fill, DType::f64), Tensor::full({c}, fill, DType::f64)};
+    std::vector<Tensor> out = {
+        Tensor::full(in.x.shape(), fill, DType::f64), Tensor::full(in.x.shape(), fill, DType::f64),
+        Tensor::full({c}, fill, DType::f64), Tensor::full({c}, fill, DType::f64)};
     kernels::batch_norm_act_backward(in.x, y, dy, in.w, mean, invstd, true, true, out[0], out[1],
                                      out[2], out[3]);
     return out;

@@ -23,8 +23,10 @@ class Cli : public tranq::test::TempRunDir {
   void SetUp() override { make_dirs(96, 40); }
   std::string train_args(const fs::path& out, const std::string& extra = "") const {
     return "train --dataset fashion-mnist --data " + data_.string() +
-           " --model resnet20 --epochs 2 --batch-size 16 --lr 0.05 --seed 3 --threads 1 --workers 1 "
-           "--log-every 2 --out " + out.string() + " " + extra;
+           " --model resnet20 --epochs 2 --batch-size 16 --lr 0.05 --seed 3 --threads 1 --workers "
+           "1 "
+           "--log-every 2 --out " +
+           out.string() + " " + extra;
   }
 };
 
@@ -39,9 +41,9 @@ double parse_acc(const std::string& out) {
 TEST_F(Cli, HelpDocumentsEveryTrainFlag) {
   auto r = run_cli("train --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* flag : {"--dataset", "--data", "--model", "--epochs", "--batch-size", "--optimizer",
-                           "--lr", "--lr-schedule", "--weight-decay", "--momentum", "--seed",
-                           "--threads", "--out", "--checkpoint-every", "--resume"})
+  for (const char* flag : {"--dataset", "--data", "--model", "--epochs", "--batch-size",
+                           "--optimizer", "--lr", "--lr-schedule", "--weight-decay", "--momentum",
+                           "--seed", "--threads", "--out", "--checkpoint-every", "--resume"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   EXPECT_EQ(run_cli("--help").code, 0);
 }
@@ -53,7 +55,8 @@ TEST_F(Cli, TrainWritesRunFilesAndEvalAgrees) {
   const double acc = parse_acc(r.out);
   ASSERT_GE(acc, 0) << r.out;
   EXPECT_GT(acc, 10.0) << "a learnable toy set should beat chance after 2 epochs\n" << r.out;
-  for (const char* f : {"config.json", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl"})
+  for (const char* f :
+       {"config.json", "checkpoint.safetensors", "model.safetensors", "metrics.jsonl"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   std::istringstream lines(read_bytes(out / "metrics.jsonl"));
   std::string line;
@@ -87,13 +90,15 @@ TEST_F(Cli, ResumeAfterStopReproducesTheUninterruptedRunBitForBit) {
   ASSERT_EQ(second.code, 0) << second.out;
   EXPECT_NE(second.out.find("resuming"), std::string::npos) << second.out;
   EXPECT_EQ(read_bytes(full / "model.safetensors"), read_bytes(split / "model.safetensors"));
-  EXPECT_EQ(read_bytes(full / "checkpoint.safetensors"), read_bytes(split / "checkpoint.safetensors"));
+  EXPECT_EQ(read_bytes(full / "checkpoint.safetensors"),
+            read_bytes(split / "checkpoint.safetensors"));
 }
 
 TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
   fs::path full = root_ / "full", killed = root_ / "killed";
   ASSERT_EQ(run_cli(train_args(full)).code, 0);
-  const std::string cmd = std::string(TRANQ_CLI_PATH) + " " + train_args(killed, "--checkpoint-every 1");
+  const std::string cmd =
+      std::string(TRANQ_CLI_PATH) + " " + train_args(killed, "--checkpoint-every 1");
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -102,7 +107,8 @@ TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
   }
   // Kill it some time after its first checkpoint, mid-run.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(killed / "checkpoint.safetensors") && std::chrono::steady_clock::now() < deadline)
+  while (!fs::exists(killed / "checkpoint.safetensors") &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   kill(pid, SIGKILL);
@@ -160,12 +166,14 @@ TEST_F(Cli, BadInputGivesOneLineErrorAndExitCode2) {
 TEST_F(Cli, DeviceCudaWithoutGpuSaysNoCudaDevice) {
   std::string why;
   if (tranq::cuda::device_count(&why) > 0) GTEST_SKIP() << "a CUDA device is present";
-  for (const std::string& cmd : std::vector<std::string>
-       {std::string("bench --model resnet20 --iters 1 --warmup 0 --device cuda"),
-        "train --dataset fashion-mnist --data " + data_.string() + " --model resnet20 --epochs 1 "
-            "--device cuda:1 --out " + (root_ / "run").string(),
-        "eval --dataset fashion-mnist --data " + data_.string() +
-            " --weights nowhere.safetensors --device cuda"}) {
+  for (const std::string& cmd : std::vector<std::string>{
+           std::string("bench --model resnet20 --iters 1 --warmup 0 --device cuda"),
+           "train --dataset fashion-mnist --data " + data_.string() +
+               " --model resnet20 --epochs 1 "
+               "--device cuda:1 --out " +
+               (root_ / "run").string(),
+           "eval --dataset fashion-mnist --data " + data_.string() +
+               " --weights nowhere.safetensors --device cuda"}) {
     const auto r = tranq::test::run_cli(cmd);
     EXPECT_EQ(r.code, 2) << cmd << "\n" << r.out;
     EXPECT_NE(r.out.find("tranq: error: no CUDA device"), std::string::npos) << r.out;

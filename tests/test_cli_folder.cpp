@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "cli_util.h"
-#include "gradcheck.h"
 #include "core/safetensors.h"
 #include "datasets/jpeg.h"
+#include "gradcheck.h"
 
 namespace fs = std::filesystem;
 using namespace tranq;
@@ -39,8 +39,9 @@ std::vector<uint8_t> class_image(int k, int64_t w, int64_t h, int components) {
 class CliFolder : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) / ("tranq_folder_" + std::to_string(getpid()) + "_" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = fs::path(::testing::TempDir()) /
+            ("tranq_folder_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     data_ = root_ / "data";
     const char* classes[] = {"cat", "dog", "eel"};
@@ -94,8 +95,8 @@ TEST_F(CliFolder, TrainsResnet18SkippingTheCorruptFile) {
 
   // convert -> torchvision-named weights that a new run loads strictly.
   const fs::path tv = root_ / "tv.safetensors";
-  r = test::run_cli("convert --model resnet18 --weights " + (run / "checkpoint.safetensors").string() +
-                    " --out " + tv.string());
+  r = test::run_cli("convert --model resnet18 --weights " +
+                    (run / "checkpoint.safetensors").string() + " --out " + tv.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("3 input channels, 3 classes"), std::string::npos) << r.out;
   const auto converted = load_safetensors(tv.string());
@@ -118,6 +119,7 @@ TEST_F(CliFolder, BadFolderGetsAClearError) {
   EXPECT_NE(r.out.find("DIR/train/<class>"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(root_ / "run" / "checkpoint.safetensors"));
   r = test::run_cli("train --dataset imagenet --data " + data_.string() +
-                    " --model resnet18 --image-size -3 --epochs 1 --out " + (root_ / "run").string());
+                    " --model resnet18 --image-size -3 --epochs 1 --out " +
+                    (root_ / "run").string());
   EXPECT_EQ(r.code, 2) << r.out;
 }

@@ -31,6 +31,7 @@ class FakeDevice final : public DeviceBackend {
   void fill_zero(void* dst, Device, size_t bytes) override {
     if (bytes) std::memset(dst, 0, bytes);
   }
+
  private:
   HostAllocator alloc_;
 };
@@ -65,9 +66,11 @@ TEST_F(DeviceCopy, StridedDeviceViewBecomesContiguous) {
   const Tensor c = t.contiguous();
   EXPECT_TRUE(c.is_contiguous());
   EXPECT_TRUE(c.device().is_cuda());
-  EXPECT_EQ(c.to(Device::cpu()).to_vector<float>(), host.transpose(0, 1).contiguous().to_vector<float>());
+  EXPECT_EQ(c.to(Device::cpu()).to_vector<float>(),
+            host.transpose(0, 1).contiguous().to_vector<float>());
   // A strided view straight to the host too.
-  EXPECT_EQ(t.to(Device::cpu()).to_vector<float>(), host.transpose(0, 1).contiguous().to_vector<float>());
+  EXPECT_EQ(t.to(Device::cpu()).to_vector<float>(),
+            host.transpose(0, 1).contiguous().to_vector<float>());
 }
 
 TEST_F(DeviceCopy, WritingIntoAStridedDeviceViewKeepsTheRest) {

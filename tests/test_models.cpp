@@ -22,7 +22,6 @@ using namespace tranq;
 
 namespace {
 
-
 // ---- reference outputs. Every state-dict entry k (in order) and element i gets
 // u = hash_uniform(k, i) in [-1, 1); weights (>= 2 dims) u * sqrt(6 / fan_in), 1-d "weight"
 // 1 + 0.2u, "running_var" 0.75 + 0.25u, other 1-d tensors 0.1u; the input uses k = 999. The

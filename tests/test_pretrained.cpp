@@ -95,7 +95,8 @@ TEST(Pretrained, DifferentHeadNeedsNonStrictLoad) {
   ASSERT_EQ(r.mismatched.size(), 2u) << r.str();  // fc.weight and fc.bias keep their values
   const NamedTensors mine = model->state_dict();
   const Tensor fc_after = mine.back().second;
-  EXPECT_EQ(std::memcmp(fc_before.raw_data(), fc_after.contiguous().raw_data(), fc_before.nbytes()), 0);
+  EXPECT_EQ(std::memcmp(fc_before.raw_data(), fc_after.contiguous().raw_data(), fc_before.nbytes()),
+            0);
   // The backbone was loaded.
   EXPECT_EQ(std::memcmp(mine.front().second.contiguous().raw_data(),
                         dict.front().second.contiguous().raw_data(), dict.front().second.nbytes()),

@@ -33,7 +33,8 @@ class FlakySource final : public SampleSource {
       *error = "sample" + std::to_string(i) + ": broken";
       return false;
     }
-    for (int k = 0; k < 6; ++k) dst[k] = static_cast<float>(i) + static_cast<float>(rng.uniform(0, 0.5));
+    for (int k = 0; k < 6; ++k)
+      dst[k] = static_cast<float>(i) + static_cast<float>(rng.uniform(0, 0.5));
     return true;
   }
 
@@ -68,8 +69,7 @@ TEST(SampleSource, UnreadableSamplesAreLeftOutNamedAndCounted) {
   ASSERT_EQ(batches.size(), 4u);
   int64_t kept = 0, skipped = 0;
   for (const Batch& b : batches) {
-    EXPECT_EQ(b.images.size(0) + static_cast<int64_t>(b.skipped.size()),
-              b.index < 3 ? 6 : 2);
+    EXPECT_EQ(b.images.size(0) + static_cast<int64_t>(b.skipped.size()), b.index < 3 ? 6 : 2);
     EXPECT_EQ(b.images.size(0), b.labels.numel());
     for (int32_t l : b.labels.to_vector<int32_t>()) {
       EXPECT_NE(l % 5, 0);
@@ -111,9 +111,11 @@ TEST(SampleSource, FolderThroughLoaderIsDeterministicAcrossWorkers) {
       for (size_t j = 0; j < px.size(); ++j) px[j] = static_cast<uint8_t>((j * (k + 3) + i) % 251);
       const auto bytes = encode_jpeg(px.data(), w, h, 3, 85);
       for (const char* split : {"train", "val"}) {
-        std::ofstream f(root / split / ("c" + std::to_string(k)) / ("i" + std::to_string(i) + ".jpg"),
-                        std::ios::binary);
-        f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        std::ofstream f(
+            root / split / ("c" + std::to_string(k)) / ("i" + std::to_string(i) + ".jpg"),
+            std::ios::binary);
+        f.write(reinterpret_cast<const char*>(bytes.data()),
+                static_cast<std::streamsize>(bytes.size()));
       }
     }
   }

@@ -16,7 +16,7 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
                         const Tensor& save_invstd) {
   const char* op = "batch_norm_forward";
   const Layout l = check_batch_norm_forward_args(op, x, weight, bias, running_mean, running_var,
-                                      use_batch_stats, eps, y, save_mean, save_invstd);
+                                                 use_batch_stats, eps, y, save_mean, save_invstd);
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
@@ -52,8 +52,8 @@ void batch_norm_backward(const Tensor& x, const Tensor& dy, const Tensor& weight
                          const Tensor& save_mean, const Tensor& save_invstd, bool use_batch_stats,
                          const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
   const char* op = "batch_norm_backward";
-  const Layout l = check_batch_norm_backward_args(op, x, dy, weight, save_mean, save_invstd, dx, dweight,
-                                       dbias);
+  const Layout l =
+      check_batch_norm_backward_args(op, x, dy, weight, save_mean, save_invstd, dx, dweight, dbias);
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();

@@ -68,7 +68,7 @@ void batch_norm_act_forward(const Tensor& x, const Tensor& weight, const Tensor&
                             const Tensor& save_mean, const Tensor& save_invstd) {
   const char* op = "batch_norm_act_forward";
   const Layout l = check_batch_norm_forward_args(op, x, weight, bias, running_mean, running_var,
-                                      use_batch_stats, eps, y, save_mean, save_invstd);
+                                                 use_batch_stats, eps, y, save_mean, save_invstd);
   check_like_input(residual, x, op, "residual");
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

@@ -105,8 +105,8 @@ void channel_grad_sums(const T* x, const T* dy, const Layout& l, double mean, do
 // The statistics one channel is normalised with: batch mean and 1/sqrt(var + eps) (updating the
 // running statistics when given), or the running statistics in eval mode.
 template <class T>
-void channel_stats(const T* xc, const Layout& l, bool use_batch_stats, double momentum,
-                   double eps, T* running_mean, T* running_var, double& mean, double& invstd) {
+void channel_stats(const T* xc, const Layout& l, bool use_batch_stats, double momentum, double eps,
+                   T* running_mean, T* running_var, double& mean, double& invstd) {
   if (use_batch_stats) {
     const double count = static_cast<double>(l.count());
     const double shift = static_cast<double>(xc[0]);

@@ -46,7 +46,9 @@ struct Layout {
 };
 
 // Argument checks: kernels/batch_norm.h, shared with the CPU.
-Layout layout_of(const BnLayout& b) { return Layout{b.n, b.c, b.inner}; }
+Layout layout_of(const BnLayout& b) {
+  return Layout{b.n, b.c, b.inner};
+}
 
 // ---- kernels -----------------------------------------------------------------------------------
 
@@ -174,9 +176,9 @@ void forward(const char* op, const Tensor& x, const Tensor& weight, const Tensor
              const Tensor& running_mean, const Tensor& running_var, bool use_batch_stats,
              double momentum, double eps, const Tensor& residual, bool relu, const Tensor& y,
              const Tensor& save_mean, const Tensor& save_invstd) {
-  const Layout l = layout_of(check_batch_norm_forward_args(
-      op, x, weight, bias, running_mean, running_var, use_batch_stats, eps, y, save_mean,
-      save_invstd));
+  const Layout l =
+      layout_of(check_batch_norm_forward_args(op, x, weight, bias, running_mean, running_var,
+                                              use_batch_stats, eps, y, save_mean, save_invstd));
   check_like_input(residual, x, op, "residual");
   check_on_device(op, x.device(), {{"y", &y}, {"residual", &residual}});
   if (l.c == 0) return;
@@ -212,7 +214,7 @@ void backward(const char* op, const Tensor& x, const Tensor& y, const Tensor& dy
               bool use_batch_stats, bool relu, const Tensor& dx, const Tensor& dresidual,
               const Tensor& dweight, const Tensor& dbias) {
   const Layout l = layout_of(check_batch_norm_backward_args(op, x, dy, weight, save_mean,
-                                                             save_invstd, dx, dweight, dbias));
+                                                            save_invstd, dx, dweight, dbias));
   check_like_input(y, x, op, "y");
   check_like_input(dresidual, x, op, "dresidual");
   TRANQ_CHECK(!relu || y.defined(), "{}: the ReLU mask needs the forward output y", op);

@@ -1,6 +1,6 @@
 #include "kernels/batch_norm.h"
-#include "kernels/batch_norm_act.h"
 
+#include "kernels/batch_norm_act.h"
 #include "layers/functional.h"
 
 namespace tranq::ops {
@@ -45,8 +45,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       const Tensor& running_mean, const Tensor& running_var, bool training,
                       double momentum, double eps, const Tensor& residual, bool relu) {
   check_defined(x, "batch_norm_act", "x");
-  TRANQ_CHECK(x.dim() >= 2, "batch_norm_act: expected x [N,C,H,W] or [N,C], got {}",
-              tensor_str(x));
+  TRANQ_CHECK(x.dim() >= 2, "batch_norm_act: expected x [N,C,H,W] or [N,C], got {}", tensor_str(x));
   TRANQ_CHECK(momentum >= 0.0 && momentum <= 1.0,
               "batch_norm_act: momentum must lie in [0, 1], got {}", momentum);
   const bool use_batch = training || !running_mean.defined();
@@ -56,8 +55,8 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   Tensor y = Tensor::empty_like(xc);
   Tensor mean = Tensor::empty({c}, x.dtype(), x.device());
   Tensor invstd = Tensor::empty({c}, x.dtype(), x.device());
-  kernels::batch_norm_act_forward(xc, weight, bias, running_mean, running_var, use_batch,
-                                  momentum, eps, rc, relu, y, mean, invstd);
+  kernels::batch_norm_act_forward(xc, weight, bias, running_mean, running_var, use_batch, momentum,
+                                  eps, rc, relu, y, mean, invstd);
 
   const bool need_dx = x.requires_grad(), need_dw = weight.defined() && weight.requires_grad(),
              need_db = bias.defined() && bias.requires_grad(),
