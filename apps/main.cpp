@@ -118,7 +118,8 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--talr-gain", c.talr_gain,
                 "TRS: step size eta of the additive rule (0: (1-m)*talr_init/R_0)")
       ->capture_default_str();
-  t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA")
+  t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA and the multiplicative rule; -1: from the run length, "
+                "1 - 1/clamp(steps/50, 10, 100) (0.99 for runs of 5000+ steps)")
       ->capture_default_str();
   t->add_flag("--resume", resume,
               "Continue the run in --out from its last checkpoint with the run's saved settings "

@@ -50,7 +50,7 @@ struct TrainConfig {
   std::string talr_rule = "multiplicative";
   double talr_init = 0;  // 0: --lr (the TALR starts where the plain optimizer's LR does)
   double talr_gain = 0;  // additive rule's eta; 0: the controller's default
-  double tr_momentum = 0.99;
+  double tr_momentum = -1;  // < 0: optim::auto_momentum of the run's steps
 };
 
 // "sgdt" -> "sgd" etc.; the name itself for plain optimizers.

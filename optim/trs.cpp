@@ -36,9 +36,21 @@ double initial_target(const TrsOptions& o) {
   return r0;
 }
 
+double auto_momentum(int64_t total_steps) {
+  if (total_steps <= 0) return 0.99;
+  const double tau = std::clamp(static_cast<double>(total_steps) / 50.0, 10.0, 100.0);
+  return 1.0 - 1.0 / tau;
+}
+
+double resolved_momentum(const TrsOptions& o) {
+  TRANQ_CHECK(!std::isnan(o.momentum) && o.momentum < 1,
+              "trs: momentum must be in [0, 1) (or < 0 for auto), got {}", o.momentum);
+  return o.momentum < 0 ? auto_momentum(o.schedule.total_steps) : o.momentum;
+}
+
 double additive_gain(const TrsOptions& o) {
   if (o.talr_gain > 0) return o.talr_gain;
-  return (1.0 - o.momentum) * o.talr_init / initial_target(o);
+  return (1.0 - resolved_momentum(o)) * o.talr_init / initial_target(o);
 }
 
 TrsController::TrsController(TrsOptions opt, std::vector<std::string> layer_names)
@@ -47,8 +59,7 @@ TrsController::TrsController(TrsOptions opt, std::vector<std::string> layer_name
   r0_ = optim::initial_target(opt_);
   TRANQ_CHECK(std::isfinite(opt_.talr_init) && opt_.talr_init > 0,
               "trs: talr_init (the initial TALR) must be > 0, got {}", opt_.talr_init);
-  TRANQ_CHECK(opt_.momentum >= 0 && opt_.momentum < 1, "trs: momentum must be in [0, 1), got {}",
-              opt_.momentum);
+  m_ = resolved_momentum(opt_);
   TRANQ_CHECK(std::isfinite(opt_.talr_gain), "trs: talr_gain must be finite, got {}",
               opt_.talr_gain);
   eta_ = additive_gain(opt_);
@@ -76,7 +87,7 @@ void TrsController::update(int64_t step, const std::vector<double>& k) {
                 "trs: transition rate of layer '{}' must be in [0, 1], got {}", names_[i], k[i]);
   }
   const double r = target(step);  // checks step >= 0 before anything changes
-  const double m = opt_.momentum;
+  const double m = m_;
   for (size_t i = 0; i < k.size(); ++i) {
     K_[i] = m * K_[i] + (1 - m) * k[i];
     if (opt_.rule == TalrRule::additive) {

@@ -34,13 +34,30 @@ struct TrsOptions {
   // eta of the additive rule; <= 0 selects the default (1 - momentum) * talr_init / R_0, see
   // additive_gain().
   double talr_gain = 0.0;
-  double momentum = 0.99;  // m of the TR EMA and of the multiplicative rule
+  // m of the TR EMA and of the multiplicative rule; < 0 selects auto_momentum(total_steps).
+  double momentum = -1.0;
 };
+
+// The TR momentum used when TrsOptions::momentum < 0: m = 1 - 1/tau with the controller's time
+// constant tau = clamp(total_steps / 50, 10, 100) steps.
+// Why: the EMA and the multiplicative rule form a loop with two lags of tau steps each; it
+// settles to the target in ~8*tau steps (damping ratio 1/2), and the TALR can shrink by at most
+// a factor m per step, so a cosine target that falls to 0 is followed only if tau is a small
+// share of the run. tau = total/50 keeps the settling time at ~16% of the run. The cap of 100
+// (m = 0.99) is the method's value for its 80K-step runs; the floor of 10 keeps the EMA of a
+// small layer's per-step count (a few transitions) from being mostly noise. Without a total
+// (total_steps <= 0) the method's 0.99 is used. Measured on short runs in docs/results.md.
+double auto_momentum(int64_t total_steps);
+
+// The momentum a controller with these options uses: o.momentum, or auto_momentum() of the
+// schedule's total_steps when o.momentum < 0.
+double resolved_momentum(const TrsOptions& o);
 
 // R_0: target_tr when > 0, else tr_factor * sqrt(weight_bits). ValueError if not in (0, 1].
 double initial_target(const TrsOptions& o);
 
-// The eta the additive rule uses: talr_gain when > 0, else (1 - momentum) * talr_init / R_0.
+// The eta the additive rule uses: talr_gain when > 0, else (1 - m) * talr_init / R_0 with m the
+// resolved momentum.
 // Why that default: it is the multiplicative rule's gain linearised at its start (s = 1,
 // K = R_0): dU = talr_init*(1-m)*(R/K - 1) ~= (1-m)*talr_init/R_0 * (R - K). So both rules react
 // alike to a rate error at first: a measured rate off by R_0 moves U by (1-m)*U_0 per step
@@ -51,7 +68,7 @@ double additive_gain(const TrsOptions& o);
 
 class TrsController {
  public:
-  // Validates the options (ValueError): R_0 in (0, 1], talr_init > 0, momentum in [0, 1),
+  // Validates the options (ValueError): R_0 in (0, 1], talr_init > 0, momentum in [0, 1) or < 0,
   // weight_bits >= 1, tr_factor > 0 when target_tr is unset, a valid schedule; layer names
   // must be unique.
   TrsController(TrsOptions opt, std::vector<std::string> layer_names);
@@ -61,6 +78,7 @@ class TrsController {
   const TrsOptions& options() const { return opt_; }
   double initial_target() const { return r0_; }
   double gain() const { return eta_; }  // eta of the additive rule (unused by multiplicative)
+  double momentum() const { return m_; }  // the resolved m (see resolved_momentum)
 
   double target(int64_t step) const;  // R_t = R_0 * factor(step); step >= 0
 
@@ -88,6 +106,7 @@ class TrsController {
   std::unique_ptr<LrSchedule> schedule_;
   double r0_ = 0.0;
   double eta_ = 0.0;
+  double m_ = 0.99;
   std::vector<double> K_, s_, U_, k_;
   int64_t updates_ = 0;
 };

@@ -278,7 +278,7 @@ TEST(Trs, BadOptionsAndRates) {
   bad([](TrsOptions& o) { o.talr_init = 0; });
   bad([](TrsOptions& o) { o.talr_init = -1; });
   bad([](TrsOptions& o) { o.momentum = 1.0; });
-  bad([](TrsOptions& o) { o.momentum = -0.1; });
+  bad([](TrsOptions& o) { o.momentum = std::nan(""); });
   bad([](TrsOptions& o) { o.weight_bits = 0; });
   bad([](TrsOptions& o) { o.target_tr = 1.5; });
   bad([](TrsOptions& o) {
@@ -342,4 +342,24 @@ TEST(Trs, ClosedLoopFollowsCosineTarget) {
       EXPECT_LT(worst, 0.08 * 0.01) << talr_rule_name(rule) << " ratio " << ratio;
     }
   }
+}
+
+TEST(Trs, AutoMomentumFollowsTheRunLength) {
+  // tau = clamp(total / 50, 10, 100): 1 - 1/tau.
+  EXPECT_DOUBLE_EQ(auto_momentum(469), 0.9);              // tau 9.38 -> floor 10
+  EXPECT_DOUBLE_EQ(auto_momentum(1000), 1.0 - 1.0 / 20);  // tau 20
+  EXPECT_DOUBLE_EQ(auto_momentum(80000), 0.99);           // tau 1600 -> cap 100 (the method's m)
+  EXPECT_DOUBLE_EQ(auto_momentum(0), 0.99);               // no total: the method's m
+  TrsOptions o = constant_opts(TalrRule::multiplicative, -1.0);
+  o.schedule.total_steps = 2000;
+  TrsController c(o, {"l"});
+  EXPECT_DOUBLE_EQ(c.momentum(), 1.0 - 1.0 / 40);
+  // The EMA uses the resolved m: K = m*R_0 + (1-m)*k.
+  c.update(0, {0.0});
+  EXPECT_DOUBLE_EQ(c.ema(0), c.momentum() * c.initial_target());
+  o.momentum = 0.5;  // an explicit value is kept
+  EXPECT_DOUBLE_EQ(TrsController(o, {"l"}).momentum(), 0.5);
+  // The additive rule's default gain uses the resolved m too.
+  o.momentum = -1.0;
+  EXPECT_NEAR(additive_gain(o), (1.0 / 40) * o.talr_init / initial_target(o), 1e-15);
 }
