@@ -50,6 +50,7 @@ std::string run_bench(const BenchConfig& cfg) {
   tc.lr = 0.01;
   tc.weight_bits = cfg.weight_bits;
   tc.act_bits = cfg.act_bits;
+  tc.precision = cfg.precision;
   RunSetup run = build_run(tc, chw[0], cfg.num_classes, cfg.warmup + cfg.iters);
   Module* model = run.model.get();
   model->to(device);
@@ -97,6 +98,7 @@ std::string run_bench(const BenchConfig& cfg) {
       {"threads", cfg.threads},
       {"device", device.str()},
       {"optimizer", cfg.optimizer},
+      {"precision", cfg.precision},
       {"wbits", cfg.weight_bits},
       {"abits", cfg.weight_bits > 0 && cfg.act_bits == 0 ? cfg.weight_bits : cfg.act_bits},
       {"iters", cfg.iters},

@@ -16,6 +16,7 @@ struct BenchConfig {
   std::string optimizer = "sgd";  // sgd|adam|adamw|sgdt|adamt|adamwt
   int weight_bits = 0;            // > 0: time QAT steps (the transform of tranq train --wbits)
   int act_bits = 0;
+  std::string precision = "fp32";  // fp32|bf16: conv/linear products (kernels/precision.h)
 };
 
 // Times full training steps (forward, cross-entropy, backward, optimizer step and, for QAT,

@@ -18,12 +18,26 @@
 #include "core/parallel.h"
 #include "core/safetensors.h"
 #include "datasets/sources.h"
+#include "layers/compute_precision.h"
 #include "models/registry.h"
 #include "tranq/config.h"
 
 namespace {
 
 using tranq::app::TrainConfig;
+
+constexpr const char* kPrecisionHelp =
+    "Precision of conv/linear products: fp32|bf16 (bf16: operands rounded to bfloat16, f32 "
+    "sums, outputs, gradients and fp32 master weights)";
+
+// The --precision value, or a ValueError naming the flag (one line, exit code 2).
+tranq::ComputePrecision precision_flag(const std::string& s) {
+  try {
+    return tranq::parse_compute_precision(s);
+  } catch (const tranq::ValueError& e) {
+    TRANQ_THROW(tranq::ValueError, "--precision: {}", e.what());
+  }
+}
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -121,6 +135,8 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA and the multiplicative rule; -1: from the run length, "
                 "1 - 1/clamp(steps/50, 10, 100) (0.99 for runs of 5000+ steps)")
       ->capture_default_str();
+  t->add_option("--precision", c.precision, std::string(kPrecisionHelp) + "; kept by --resume")
+      ->capture_default_str();
   t->add_flag("--resume", resume,
               "Continue the run in --out from its last checkpoint with the run's saved settings "
               "(from the start if it has none)");
@@ -155,6 +171,7 @@ int main(int argc, char** argv) {
     int64_t batch_size = 256, image_size = 0;
     int threads = 2, workers = 1;
     std::string device = "cpu";
+    std::string precision = "fp32";
   } ev;
   auto* e = app.add_subcommand("eval", "Evaluate weights on a data set's test split");
   e->add_option("--model", ev.model, "Model: " + join(tranq::model_names()))->capture_default_str();
@@ -168,6 +185,7 @@ int main(int argc, char** argv) {
   e->add_option("--threads", ev.threads, "Compute threads")->capture_default_str();
   e->add_option("--workers", ev.workers, "Data loading threads")->capture_default_str();
   e->add_option("--device", ev.device, "cpu, cuda or cuda:N")->capture_default_str();
+  e->add_option("--precision", ev.precision, kPrecisionHelp)->capture_default_str();
 
   tranq::app::BenchConfig bc;
   auto* b =
@@ -186,6 +204,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")
       ->capture_default_str();
+  b->add_option("--precision", bc.precision, kPrecisionHelp)->capture_default_str();
 
   struct {
     std::string model = "resnet20", weights, dataset = "fashion-mnist", data, out;
@@ -228,10 +247,12 @@ int main(int argc, char** argv) {
 
   try {
     if (app.got_subcommand("train")) {
+      precision_flag(train_cfg.precision);  // before anything is written
       double acc = tranq::app::run_train(train_cfg, resume);
       fmt::print("test_acc={:.2f}\n", 100 * acc);
     } else if (app.got_subcommand("eval")) {
       tranq::set_num_threads(ev.threads);
+      const tranq::ComputePrecision precision = precision_flag(ev.precision);
       const tranq::Device device = tranq::app::select_device(ev.device);
       tranq::data::SourceOptions so;
       so.augment = false;
@@ -241,6 +262,7 @@ int main(int argc, char** argv) {
       auto model = tranq::app::model_for_weights(ev.model, set->sample_shape()[0],
                                                  set->num_classes(), content.metadata);
       tranq::app::load_weights(*model, content, ev.weights);
+      tranq::set_compute_precision(*model, precision);
       model->to(device);
       auto r = tranq::app::evaluate(*model, set, ev.batch_size, ev.workers);
       if (!r.skipped.empty())
@@ -263,6 +285,7 @@ int main(int argc, char** argv) {
     } else if (app.got_subcommand("plot")) {
       tranq::app::write_run_plot(plot_dir, plot_out);
     } else if (app.got_subcommand("bench")) {
+      precision_flag(bc.precision);
       fmt::print("{}\n", tranq::app::run_bench(bc));
     }
   } catch (const std::exception& ex) {

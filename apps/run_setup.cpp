@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/safetensors.h"
+#include "layers/compute_precision.h"
 #include "models/registry.h"
 #include "optim/trs.h"
 #include "quant/transform.h"
@@ -116,6 +117,9 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
     }
     run.qat = std::make_unique<quant::QatController>(layers, layer_groups, std::move(controller));
   }
+  // After the QAT transform, so the quantized layers get it too (they also copy it from the
+  // float layers they replace).
+  set_compute_precision(*run.model, parse_compute_precision(cfg.precision));
   return run;
 }
 

@@ -29,6 +29,7 @@ nlohmann::json to_json(const TrainConfig& c) {
 #undef X
   j["image_size"] = c.image_size;
   j["device"] = c.device;
+  j["precision"] = c.precision;
   return j;
 }
 
@@ -41,6 +42,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
     // Absent in runs made before they existed.
     c.image_size = j.value("image_size", int64_t{0});
     c.device = j.value("device", std::string("cpu"));
+    c.precision = j.value("precision", std::string("fp32"));
   } catch (const nlohmann::json::exception& e) {
     TRANQ_THROW(FormatError, "run config is incomplete or mistyped: {}", e.what());
   }

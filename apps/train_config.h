@@ -31,6 +31,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // 0: only at epoch ends
   int64_t log_every = 50;
   int64_t max_steps = 0;  // per invocation: stop after this many steps in total (0: none)
+  // Precision of the conv/linear products: fp32 or bf16 (autocast with fp32 master weights,
+  // kernels/precision.h). Saved with the run, so --resume keeps it.
+  std::string precision = "fp32";
 
   // Initial weights (full precision, PyTorch names); strict: no missing/unexpected tensors.
   std::string init_from;

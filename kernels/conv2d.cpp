@@ -42,22 +42,22 @@ Conv2dGeometry::Conv2dGeometry(const Shape& x, const Shape& w, const Conv2dParam
 }
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const Conv2dParams& p) {
+                    const Conv2dParams& p, ComputePrecision precision) {
   check_defined(x, "conv2d_forward", "x");
   check_same_device("conv2d_forward", x, {&w, &bias, &y});
-  TRANQ_DISPATCH_CUDA(conv2d_forward, x, x, w, bias, y, p);
+  TRANQ_DISPATCH_CUDA(conv2d_forward, x, x, w, bias, y, p, precision);
 }
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                          const Conv2dParams& p) {
+                          const Conv2dParams& p, ComputePrecision precision) {
   check_defined(dy, "conv2d_backward_data", "dy");
   check_same_device("conv2d_backward_data", dy, {&w, &dx});
-  TRANQ_DISPATCH_CUDA(conv2d_backward_data, dy, dy, w, dx, p);
+  TRANQ_DISPATCH_CUDA(conv2d_backward_data, dy, dy, w, dx, p, precision);
 }
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p) {
+                            const Conv2dParams& p, ComputePrecision precision) {
   check_defined(x, "conv2d_backward_weight", "x");
   check_same_device("conv2d_backward_weight", x, {&dy, &dw});
-  TRANQ_DISPATCH_CUDA(conv2d_backward_weight, x, x, dy, dw, p);
+  TRANQ_DISPATCH_CUDA(conv2d_backward_weight, x, x, dy, dw, p, precision);
 }
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db) {
   check_defined(dy, "conv2d_backward_bias", "dy");

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/precision.h"
 
 namespace tranq::kernels {
 
@@ -44,25 +45,37 @@ struct Conv2dGeometry {
   }
 };
 
+// precision (kernels/precision.h), a trailing argument as on kernels::gemm rather than a field
+// of Conv2dParams: the params are the geometry (shapes, descriptors, output_shape), the
+// precision is how the products are computed, and the bias gradient has none. fp32 multiplies
+// the tensors as they are; bf16 (f32 tensors only, else ValueError) rounds the two operands of
+// the product (x and w forward; dy and w for the data gradient; x and dy for the weight
+// gradient) to bfloat16, multiplies exactly and sums in f32. Outputs stay f32; the bias is
+// added in f32. On the CPU, bf16 is exactly the fp32 op on the rounded operands, bit for bit.
+//
 // y = conv(x, w) + bias; bias may be undefined.
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const Conv2dParams& p);
+                    const Conv2dParams& p, ComputePrecision precision = ComputePrecision::fp32);
 // dx = d(y)/d(x)^T dy.
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                          const Conv2dParams& p);
+                          const Conv2dParams& p,
+                          ComputePrecision precision = ComputePrecision::fp32);
 // dw = sum over the batch of dy (x) x; summed in a fixed order for a fixed thread count.
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p);
+                            const Conv2dParams& p,
+                            ComputePrecision precision = ComputePrecision::fp32);
 // db[o] = sum of dy[:, o, :, :].
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db);
 
 namespace cpu {
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const Conv2dParams& p);
+                    const Conv2dParams& p, ComputePrecision precision = ComputePrecision::fp32);
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                          const Conv2dParams& p);
+                          const Conv2dParams& p,
+                          ComputePrecision precision = ComputePrecision::fp32);
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p);
+                            const Conv2dParams& p,
+                            ComputePrecision precision = ComputePrecision::fp32);
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db);
 
 // Internal to the CPU backend (kernels/cpu/conv2d_depthwise.cpp): direct loops for
@@ -82,14 +95,21 @@ void depthwise_backward_weight(const Conv2dGeometry& g, const Tensor& x, const T
 // unless allow_tf32() (kernels/gemm.h); conv2d_backward_bias is a fixed-order double sum per
 // channel. Same bits on every run of one build and GPU; the CPU's sums run in another order, so
 // the two agree to rounding (tests/test_cuda_ops_conv.cpp: 3e-5 of max|y| in f32, 1e-12 in
-// f64).
+// f64). bf16: x and w (dy and w, x and dy) are rounded to bf16 into f32 scratch copies and the
+// f32 convolution runs on them with tensor-core (TF32) math allowed: every bf16 value is
+// exact in TF32, so the products are the CPU's and only the summation order differs (GEMM-type
+// algorithms only: FFT and Winograd would multiply TF32-cut transforms of the operands). cuDNN's
+// bf16 data types would need y in bf16 too (its legacy API has no bf16-in, f32-out
+// configuration), which would round outputs and gradients.
 namespace cuda {
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const Conv2dParams& p);
+                    const Conv2dParams& p, ComputePrecision precision = ComputePrecision::fp32);
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                          const Conv2dParams& p);
+                          const Conv2dParams& p,
+                          ComputePrecision precision = ComputePrecision::fp32);
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p);
+                            const Conv2dParams& p,
+                            ComputePrecision precision = ComputePrecision::fp32);
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db);
 }  // namespace cuda
 

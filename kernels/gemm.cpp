@@ -17,9 +17,9 @@ bool allow_tf32() {
 }
 
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
-          const Tensor& c) {
+          const Tensor& c, ComputePrecision precision) {
   check_defined(c, "gemm", "c");
   check_same_device("gemm", c, {&a, &b});
-  TRANQ_DISPATCH_CUDA(gemm, c, trans_a, trans_b, alpha, a, b, beta, c);
+  TRANQ_DISPATCH_CUDA(gemm, c, trans_a, trans_b, alpha, a, b, beta, c, precision);
 }
 }  // namespace tranq::kernels

@@ -3,12 +3,18 @@
 //   c = alpha * op(a) @ op(b) + beta * c,   op(t) = t or t^T.
 // c is caller-allocated with the product's shape. With beta == 0, c's old contents are ignored
 // (NaNs in c do not propagate), as in BLAS. c must not alias a or b.
+//
+// precision (kernels/precision.h): fp32 multiplies the operands as they are; bf16 (f32 tensors
+// only, else ValueError) rounds a and b to bfloat16 first, multiplies exactly and sums in f32;
+// c stays f32 and beta * c is added in f32. On the CPU, bf16 is exactly the fp32 GEMM of the
+// rounded operands (kernels/bf16.h), bit for bit.
 #include "core/tensor.h"
+#include "kernels/precision.h"
 
 namespace tranq::kernels {
 
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
-          const Tensor& c);
+          const Tensor& c, ComputePrecision precision = ComputePrecision::fp32);
 
 // Whether f32 GEMMs and convolutions on CUDA may use TF32 tensor cores (products of inputs
 // rounded to 10 mantissa bits: faster, about 1e-3 relative error). Off by default, so CUDA
@@ -18,7 +24,7 @@ bool allow_tf32();
 
 namespace cpu {
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
-          const Tensor& c);
+          const Tensor& c, ComputePrecision precision = ComputePrecision::fp32);
 
 // Internal to the CPU backend: register-blocked GEMM micro-kernels for convolutions
 // (kernels/cpu/conv2d.cpp), instantiated for float and double. Their operands are "row views":
@@ -83,10 +89,13 @@ void interleave2(const T* even, const T* odd, int64_t n, T* dst);
 // column-major transposes), one handle per device. f32 accumulates in f32 without TF32 unless
 // allow_tf32(); cuBLAS picks its own summation order, so results differ from the CPU's by
 // rounding (about k * 2^-24 * sum|a||b| in f32) but are the same bits on every run of one
-// build and GPU (cuBLAS's GEMMs are deterministic on one stream).
+// build and GPU (cuBLAS's GEMMs are deterministic on one stream). bf16: a and b are converted
+// to bf16 copies (scratch memory, the CPU's rounding) and multiplied by cublasGemmEx with
+// CUBLAS_COMPUTE_32F into the f32 c, on tensor cores: the CPU's products, summed in another
+// order (tests/test_cuda_bf16.cpp).
 namespace cuda {
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
-          const Tensor& c);
+          const Tensor& c, ComputePrecision precision = ComputePrecision::fp32);
 }  // namespace cuda
 
 }  // namespace tranq::kernels

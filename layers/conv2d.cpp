@@ -44,7 +44,7 @@ void Conv2d::reset_parameters(Rng& rng) {
 Tensor Conv2d::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 4 && x.size(1) == in_channels_,
               "Conv2d: expected input [N, {}, H, W], got {}", in_channels_, tensor_str(x));
-  return ops::conv2d(x, weight_, bias_, params_);
+  return ops::conv2d(x, weight_, bias_, params_, compute_precision());
 }
 
 }  // namespace tranq

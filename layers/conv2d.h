@@ -4,12 +4,14 @@
 #include <cstdint>
 
 #include "core/rng.h"
+#include "layers/compute_precision.h"
 #include "layers/functional.h"
 #include "layers/module.h"
 
 namespace tranq {
 
-class Conv2d : public Module {
+// compute_precision() (fp32 by default) applies to the forward and both backward products.
+class Conv2d : public Module, public ComputePrecisionSetting {
  public:
   // Initialised like PyTorch's reset_parameters from Rng(seed): weight kaiming_uniform(a=sqrt(5))
   // = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Models

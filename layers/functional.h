@@ -8,6 +8,7 @@
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "kernels/precision.h"
 
 namespace tranq::ops {
 
@@ -26,10 +27,15 @@ Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x, int64_t start_dim = 1);
 
 // ---- linear algebra ----
+// `precision` (kernels/precision.h) applies to the forward product and both backward
+// products of matmul, linear and conv2d; bf16 takes f32 tensors only. Bias adds and bias
+// gradients are fp32 either way.
 // a [M,K] @ b [K,N] -> [M,N]
-Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor matmul(const Tensor& a, const Tensor& b,
+              ComputePrecision precision = ComputePrecision::fp32);
 // x [N,in], weight [out,in] (PyTorch layout), bias [out] or undefined -> [N,out]
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              ComputePrecision precision = ComputePrecision::fp32);
 
 // ---- convolution ----
 struct Conv2dParams {
@@ -39,7 +45,8 @@ struct Conv2dParams {
   int64_t groups = 1;
 };
 // x [N,C,H,W], weight [O, C/groups, KH, KW] (OIHW), bias [O] or undefined -> [N,O,OH,OW]
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              ComputePrecision precision = ComputePrecision::fp32);
 
 // ---- normalisation ----
 // x [N,C,H,W] (or [N,C]). In training, normalises with batch statistics (biased variance) and

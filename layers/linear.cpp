@@ -31,7 +31,7 @@ Tensor Linear::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 2 && x.size(1) == in_features_,
               "Linear: expected input [N, {}], got {} (flatten first)", in_features_,
               tensor_str(x));
-  return ops::linear(x, weight_, bias_);
+  return ops::linear(x, weight_, bias_, compute_precision());
 }
 
 }  // namespace tranq

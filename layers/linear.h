@@ -3,11 +3,13 @@
 #include <cstdint>
 
 #include "core/rng.h"
+#include "layers/compute_precision.h"
 #include "layers/module.h"
 
 namespace tranq {
 
-class Linear : public Module {
+// compute_precision() (fp32 by default) applies to the forward and both backward products.
+class Linear : public Module, public ComputePrecisionSetting {
  public:
   // Initialised like PyTorch's reset_parameters from Rng(seed): weight kaiming_uniform(a=sqrt(5))
   // = U(-1/sqrt(in), 1/sqrt(in)), bias U(-1/sqrt(in), 1/sqrt(in)).

@@ -117,21 +117,25 @@ Tensor QuantizedLayer::compute_codes() const {
 
 QConv2d::QConv2d(const Conv2d& fp, const QuantSpec& spec)
     : QuantizedLayer(fp.weight(), fp.bias(), spec), params_(fp.conv_params()),
-      in_channels_(fp.in_channels()) {}
+      in_channels_(fp.in_channels()) {
+  set_compute_precision(fp.compute_precision());
+}
 
 Tensor QConv2d::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 4 && x.size(1) == in_channels_,
               "QConv2d: expected input [N, {}, H, W], got {}", in_channels_, tensor_str(x));
-  return ops::conv2d(quantized_input(x), quantized_weight(), bias(), params_);
+  return ops::conv2d(quantized_input(x), quantized_weight(), bias(), params_, compute_precision());
 }
 
 QLinear::QLinear(const Linear& fp, const QuantSpec& spec)
-    : QuantizedLayer(fp.weight(), fp.bias(), spec), in_features_(fp.in_features()) {}
+    : QuantizedLayer(fp.weight(), fp.bias(), spec), in_features_(fp.in_features()) {
+  set_compute_precision(fp.compute_precision());
+}
 
 Tensor QLinear::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 2 && x.size(1) == in_features_, "QLinear: expected input [N, {}], got {}",
               in_features_, tensor_str(x));
-  return ops::linear(quantized_input(x), quantized_weight(), bias());
+  return ops::linear(quantized_input(x), quantized_weight(), bias(), compute_precision());
 }
 
 }  // namespace tranq::quant

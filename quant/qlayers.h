@@ -12,6 +12,7 @@
 #include <string>
 
 #include "kernels/quant_math.h"
+#include "layers/compute_precision.h"
 #include "layers/conv2d.h"
 #include "layers/linear.h"
 #include "layers/module.h"
@@ -33,7 +34,9 @@ struct QuantSpec {
   ScaleInit scale_init = ScaleInit::three_std;
 };
 
-class QuantizedLayer : public Module {
+// The float op runs in compute_precision(), taken from the float layer it replaces (and set
+// model-wide by set_compute_precision); the quantizers stay fp32.
+class QuantizedLayer : public Module, public ComputePrecisionSetting {
  public:
   const QuantSpec& spec() const { return spec_; }
   const Tensor& weight() const { return weight_; }

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 
@@ -468,8 +469,15 @@ double sum_contiguous(const T* v, int64_t n) {
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const Conv2dParams& p) {
+                    const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_forward";
+  if (precision == ComputePrecision::bf16) {
+    // bf16 autocast is defined as the fp32 convolution of the rounded operands (exact
+    // products); the bias is added in f32 as in fp32.
+    check_bf16_dtypes(op, {&x, &w, &bias, &y});
+    return cpu::conv2d_forward(bf16_rounded_copy(x, op, "x"), bf16_rounded_copy(w, op, "weight"),
+                               bias, y, p, ComputePrecision::fp32);
+  }
   check_tensor(x, x, op, "x");
   check_tensor(w, x, op, "weight");
   check_tensor(y, x, op, "y");
@@ -489,8 +497,14 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 }
 
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                          const Conv2dParams& p) {
+                          const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_backward_data";
+  if (precision == ComputePrecision::bf16) {
+    check_bf16_dtypes(op, {&dy, &w, &dx});
+    return cpu::conv2d_backward_data(bf16_rounded_copy(dy, op, "dy"),
+                                     bf16_rounded_copy(w, op, "weight"), dx, p,
+                                     ComputePrecision::fp32);
+  }
   check_tensor(dx, dx, op, "dx");
   check_tensor(dy, dx, op, "dy");
   check_tensor(w, dx, op, "weight");
@@ -506,8 +520,14 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
 }
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p) {
+                            const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_backward_weight";
+  if (precision == ComputePrecision::bf16) {
+    check_bf16_dtypes(op, {&x, &dy, &dw});
+    return cpu::conv2d_backward_weight(bf16_rounded_copy(x, op, "x"),
+                                       bf16_rounded_copy(dy, op, "dy"), dw, p,
+                                       ComputePrecision::fp32);
+  }
   check_tensor(x, x, op, "x");
   check_tensor(dy, x, op, "dy");
   check_tensor(dw, x, op, "dw");

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "kernels/dispatch.h"
 
 namespace tranq::kernels::cpu {
@@ -74,10 +75,19 @@ void gemm_impl(const OpA& a, const OpB& b, T* pc, int64_t m, int64_t n, T alpha,
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
-          const Tensor& c) {
+          const Tensor& c, ComputePrecision precision) {
   check_defined(a, "gemm", "a");
   check_defined(b, "gemm", "b");
   check_defined(c, "gemm", "c");
+  if (precision == ComputePrecision::bf16) {
+    // bf16 autocast is defined as the fp32 GEMM of the rounded operands: a bf16 product is
+    // exact in f32, so only the rounding differs from fp32.
+    check_bf16_dtypes("gemm", {&a, &b, &c});
+    TRANQ_CHECK(!c.storage() || (c.storage() != a.storage() && c.storage() != b.storage()),
+                "gemm: c must not share memory with a or b");
+    return cpu::gemm(trans_a, trans_b, alpha, bf16_rounded_copy(a, "gemm", "a"),
+                     bf16_rounded_copy(b, "gemm", "b"), beta, c, ComputePrecision::fp32);
+  }
   TRANQ_CHECK(a.dim() == 2 && b.dim() == 2 && c.dim() == 2,
               "gemm: expected 2-D tensors, got a {}, b {}, c {}", tensor_str(a), tensor_str(b),
               tensor_str(c));

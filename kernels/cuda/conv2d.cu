@@ -20,6 +20,7 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/bf16.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops_common.cuh"
@@ -178,16 +179,37 @@ std::vector<int> deterministic_fallbacks(Direction dir) {
   return {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
 }
 
+// FFT and Winograd algorithms multiply transforms of the operands, not the operands: under
+// tensor-op math those transforms would be cut to TF32, so bf16 (which relies on the
+// operands being exact in TF32) uses the GEMM-type algorithms only.
+bool transforms_operands(Direction dir, int algo) {
+  if (dir == Direction::forward)
+    return algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT ||
+           algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+           algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
+           algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+  if (dir == Direction::backward_data)
+    return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT ||
+           algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+           algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+           algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+  return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT ||
+         algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD ||
+         algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 // The usable algorithms in preference order: the heuristics' deterministic candidates within
-// the workspace cap (for f32 without TF32: not tensor-op ones, and run with FMA math), then the
-// fallbacks. Each has passed cuDNN's workspace query with its math type. Leaves d.conv's math
-// type changed.
-std::vector<Choice> usable_choices(cudnnHandle_t h, Direction dir, Descs& d, DType dtype,
-                                   bool tf32) {
+// the workspace cap (for f32 without TF32: not tensor-op ones, and run with FMA math; for bf16:
+// GEMM-type ones, tensor-op math allowed), then the fallbacks. Each has passed cuDNN's workspace
+// query with its math type. Leaves d.conv's math type changed.
+std::vector<Choice> usable_choices(cudnnHandle_t h, Direction dir, Descs& d, DType dtype, bool tf32,
+                                   bool bf16) {
   // Without TF32, f32 runs on FMA kernels only; f64 is never reduced, whatever the math type.
   const bool restrict_fma = dtype == DType::f32 && !tf32;
   std::vector<Choice> out;
   auto consider = [&](int algo, cudnnMathType_t math) {
+    if (bf16 && transforms_operands(dir, algo)) return;
     for (const Choice& c : out)
       if (c.algo == algo && c.math == math) return;
     if (cudnnSetConvolutionMathType(d.conv.d, math) != CUDNN_STATUS_SUCCESS) return;
@@ -202,7 +224,13 @@ std::vector<Choice> usable_choices(cudnnHandle_t h, Direction dir, Descs& d, DTy
     if (restrict_fma &&
         (c.math == CUDNN_TENSOR_OP_MATH || c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
       continue;
-    consider(c.algo, restrict_fma ? CUDNN_FMA_MATH : c.math);
+    // bf16 operands are exact in TF32, but not necessarily in the FP16 that
+    // ALLOW_CONVERSION may convert to (its range is narrower): plain tensor-op math there.
+    const cudnnMathType_t math = restrict_fma ? CUDNN_FMA_MATH
+                                 : (bf16 && c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+                                     ? CUDNN_TENSOR_OP_MATH
+                                     : c.math;
+    consider(c.algo, math);
   }
   for (int algo : deterministic_fallbacks(dir))
     consider(algo, restrict_fma ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH);
@@ -241,17 +269,18 @@ cudnnStatus_t execute(cudnnHandle_t h, Direction dir, const Descs& d, const Choi
 // call for a shape tries the usable algorithms in order (cuDNN may still refuse one at run time,
 // e.g. a kernel that needs tensor cores under FMA math) and caches the first that runs; the
 // order is fixed, so every process settles on the same one.
-void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& w,
-         const Tensor& y) {
+void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y,
+         bool bf16) {
   const char* op = direction_name(dir);
   const int device = y.device().index;
   const DType dtype = y.dtype();
   Descs d;
   describe(d, g, dtype, op);
-  const bool tf32 = dtype == DType::f32 && allow_tf32();
+  // Operands pre-rounded to bf16 lose nothing in TF32: tensor-core math is exact for them.
+  const bool tf32 = dtype == DType::f32 && (allow_tf32() || bf16);
   std::vector<int64_t> key = {g.N, g.C, g.H, g.W, g.O, g.KH, g.KW, g.sh, g.sw, g.ph, g.pw, g.dh};
   key.insert(key.end(), {g.dw, g.G, device, static_cast<int64_t>(dir), static_cast<int64_t>(dtype),
-                         tf32 ? 1 : 0});
+                         tf32 ? 1 : 0, bf16 ? 1 : 0});
   static std::mutex cache_mutex;
   static auto* cache = new std::map<std::vector<int64_t>, Choice>();
 
@@ -273,7 +302,7 @@ void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& 
     }
   }
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
-  for (const Choice& c : usable_choices(h.handle, dir, d, dtype, tf32)) {
+  for (const Choice& c : usable_choices(h.handle, dir, d, dtype, tf32, bf16)) {
     last = execute(h.handle, dir, d, c, x, w, y);
     cudaGetLastError();  // a refused launch must not surface at the next kernel's check
     if (last == CUDNN_STATUS_SUCCESS) {
@@ -292,7 +321,7 @@ void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& 
 #else  // !TRANQ_WITH_CUDNN
 
 [[noreturn]] void run(Direction dir, const Conv2dGeometry&, const Tensor&, const Tensor&,
-                      const Tensor&) {
+                      const Tensor&, bool) {
   TRANQ_THROW(DeviceError,
               "{}: this build of tranq has no cuDNN, which CUDA convolutions need; install cuDNN "
               "and reconfigure (cmake -DCUDNN_ROOT=<prefix>), or run the model on the CPU",
@@ -300,6 +329,21 @@ void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& 
 }
 
 #endif  // TRANQ_WITH_CUDNN
+
+// run() under `precision`: for bf16, the two inputs of the direction (x and w forward; w and
+// dy = `y` for the data gradient; x and dy for the weight gradient) are replaced by rounded
+// copies; the output is written in f32 as for fp32.
+void run_maybe_bf16(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& w,
+                    const Tensor& y, ComputePrecision precision) {
+  if (precision != ComputePrecision::bf16) return run(dir, g, x, w, y, false);
+  const char* op = direction_name(dir);
+  check_bf16_dtypes(op, {&x, &w, &y});
+  if (dir == Direction::forward)
+    return run(dir, g, bf16_rounded_copy(x, op, "x"), bf16_rounded_copy(w, op, "weight"), y, true);
+  if (dir == Direction::backward_data)
+    return run(dir, g, x, bf16_rounded_copy(w, op, "weight"), bf16_rounded_copy(y, op, "dy"), true);
+  run(dir, g, bf16_rounded_copy(x, op, "x"), w, bf16_rounded_copy(y, op, "dy"), true);
+}
 
 // y[n, o, :, :] += bias[o]: one add per element, rounded on its own.
 template <class T>
@@ -339,7 +383,7 @@ void check_shape(const Tensor& t, const Shape& expected, const char* op, const c
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                    const Conv2dParams& p) {
+                    const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_forward";
   check_tensor(x, x, op, "x");
   check_tensor(w, x, op, "weight");
@@ -355,7 +399,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   if (g.Cg == 0) {
     y.zero_();  // an empty sum (cuDNN refuses zero channels); the bias is added below
   } else {
-    run(Direction::forward, g, x, w, y);
+    run_maybe_bf16(Direction::forward, g, x, w, y, precision);
   }
   if (!bias.defined()) return;
   const int64_t total = y.numel();
@@ -370,7 +414,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 }
 
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                          const Conv2dParams& p) {
+                          const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_backward_data";
   check_tensor(dx, dx, op, "dx");
   check_tensor(dy, dx, op, "dy");
@@ -380,11 +424,11 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
   const Conv2dGeometry g(dx.shape(), w.shape(), p);
   if (dx.numel() == 0) return;
   if (dy.numel() == 0) return dx.zero_();
-  run(Direction::backward_data, g, dx, w, dy);
+  run_maybe_bf16(Direction::backward_data, g, dx, w, dy, precision);
 }
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p) {
+                            const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_backward_weight";
   check_tensor(x, x, op, "x");
   check_tensor(dy, x, op, "dy");
@@ -394,7 +438,7 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
   const Conv2dGeometry g(x.shape(), dw.shape(), p);
   if (dw.numel() == 0) return;
   if (dy.numel() == 0) return dw.zero_();
-  run(Direction::backward_weight, g, x, dw, dy);
+  run_maybe_bf16(Direction::backward_weight, g, x, dw, dy, precision);
 }
 
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db) {

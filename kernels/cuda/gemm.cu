@@ -11,6 +11,8 @@
 #include <memory>
 #include <mutex>
 
+#include "kernels/bf16.h"
+#include "kernels/cuda/bf16.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops_common.cuh"
 #include "kernels/dispatch.h"
@@ -61,13 +63,15 @@ void check_operand(const Tensor& t, const Tensor& c, const char* arg) {
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b, double beta,
-          const Tensor& c) {
+          const Tensor& c, ComputePrecision precision) {
   const char* op = "gemm";
   check_defined(c, op, "c");
   check_operand(c, c, "c");
   check_operand(a, c, "a");
   check_operand(b, c, "b");
   check_on_device(op, c.device(), {{"a", &a}, {"b", &b}});
+  const bool bf16 = precision == ComputePrecision::bf16;
+  if (bf16) check_bf16_dtypes(op, {&a, &b, &c});
   const int64_t m = trans_a ? a.size(1) : a.size(0);
   const int64_t k = trans_a ? a.size(0) : a.size(1);
   const int64_t kb = trans_b ? b.size(1) : b.size(0);
@@ -101,6 +105,20 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
   // Default math never uses TF32 for f32 (it keeps at least the requested precision).
   TRANQ_CUBLAS_CHECK(
       cublasSetMathMode(h.handle, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  if (bf16) {
+    // Operands rounded to bf16 (the CPU's rounding) into scratch copies; products and sums in
+    // f32 on tensor cores, c in f32. Converted after taking the lock: the conversion runs on
+    // the same stream as the GEMM, which orders them.
+    Buffer a16 = scratch_buffer(static_cast<size_t>(a.numel()) * 2, c.device());
+    Buffer b16 = scratch_buffer(static_cast<size_t>(b.numel()) * 2, c.device());
+    f32_to_bf16_bits(a.data<float>(), static_cast<uint16_t*>(a16.data()), a.numel(), dev);
+    f32_to_bf16_bits(b.data<float>(), static_cast<uint16_t*>(b16.data()), b.numel(), dev);
+    const float al = static_cast<float>(alpha), be = static_cast<float>(beta);
+    TRANQ_CUBLAS_CHECK(cublasGemmEx(h.handle, op_b, op_a, in, im, ik, &al, b16.data(), CUDA_R_16BF,
+                                    ldb, a16.data(), CUDA_R_16BF, lda, &be, c.data<float>(),
+                                    CUDA_R_32F, in, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   dispatch_floating(c.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T al = static_cast<T>(alpha), be = static_cast<T>(beta);

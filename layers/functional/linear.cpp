@@ -13,32 +13,33 @@ void check_matrix(const Tensor& t, const char* op, const char* arg) {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a, const Tensor& b, ComputePrecision precision) {
   check_matrix(a, "matmul", "a");
   check_matrix(b, "matmul", "b");
   TRANQ_CHECK(a.size(1) == b.size(0), "matmul: inner dimensions differ: a {} @ b {}", tensor_str(a),
               tensor_str(b));
   Tensor ca = a.contiguous(), cb = b.contiguous();
   Tensor out = Tensor::empty({a.size(0), b.size(1)}, a.dtype(), a.device());
-  kernels::gemm(false, false, 1.0, ca, cb, 0.0, out);
+  kernels::gemm(false, false, 1.0, ca, cb, 0.0, out, precision);
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   Tensor sa = need_b ? ca.detach() : Tensor(), sb = need_a ? cb.detach() : Tensor();
-  return record(out, "matmul", {a, b}, [sa, sb, need_a, need_b](const Tensor& grad) {
+  return record(out, "matmul", {a, b}, [sa, sb, need_a, need_b, precision](const Tensor& grad) {
     Tensor g = grad.contiguous();
     Tensor ga, gb;
     if (need_a) {  // dA = G B^T
       ga = Tensor::empty({g.size(0), sb.size(0)}, g.dtype(), g.device());
-      kernels::gemm(false, true, 1.0, g, sb, 0.0, ga);
+      kernels::gemm(false, true, 1.0, g, sb, 0.0, ga, precision);
     }
     if (need_b) {  // dB = A^T G
       gb = Tensor::empty({sa.size(1), g.size(1)}, g.dtype(), g.device());
-      kernels::gemm(true, false, 1.0, sa, g, 0.0, gb);
+      kernels::gemm(true, false, 1.0, sa, g, 0.0, gb, precision);
     }
     return std::vector<Tensor>{ga, gb};
   });
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              ComputePrecision precision) {
   check_matrix(x, "linear", "x");
   check_matrix(weight, "linear", "weight");
   TRANQ_CHECK(x.size(1) == weight.size(1),
@@ -56,12 +57,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = Tensor::empty({n, out_features}, x.dtype(), x.device());
   double beta = 0.0;
   if (has_bias) {
-    // y = ones[n,1] @ bias[1,out], then y += x @ W^T: the bias add as a rank-1 GEMM.
+    // y = ones[n,1] @ bias[1,out], then y += x @ W^T: the bias add as a rank-1 GEMM (in fp32
+    // whatever the precision: ones times bias is exact, and the add happens in f32).
     Tensor ones = Tensor::ones({n, 1}, x.dtype(), x.device());
     kernels::gemm(false, false, 1.0, ones, bias.contiguous().view({1, out_features}), 0.0, y);
     beta = 1.0;
   }
-  kernels::gemm(false, true, 1.0, cx, cw, beta, y);
+  kernels::gemm(false, true, 1.0, cx, cw, beta, y, precision);
 
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = has_bias && bias.requires_grad();
@@ -69,18 +71,18 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   std::vector<Tensor> inputs{x, weight};
   if (has_bias) inputs.push_back(bias);
   return record(y, "linear", inputs,
-                [sx, sw, need_x, need_w, need_b, has_bias](const Tensor& grad) {
+                [sx, sw, need_x, need_w, need_b, has_bias, precision](const Tensor& grad) {
                   Tensor g = grad.contiguous();
                   std::vector<Tensor> grads(has_bias ? 3 : 2);
                   if (need_x) {  // dx = G W
                     grads[0] = Tensor::empty({g.size(0), sw.size(1)}, g.dtype(), g.device());
-                    kernels::gemm(false, false, 1.0, g, sw, 0.0, grads[0]);
+                    kernels::gemm(false, false, 1.0, g, sw, 0.0, grads[0], precision);
                   }
                   if (need_w) {  // dW = G^T x
                     grads[1] = Tensor::empty({g.size(1), sx.size(1)}, g.dtype(), g.device());
-                    kernels::gemm(true, false, 1.0, g, sx, 0.0, grads[1]);
+                    kernels::gemm(true, false, 1.0, g, sx, 0.0, grads[1], precision);
                   }
-                  if (need_b) {  // db = ones[1,n] @ G
+                  if (need_b) {  // db = ones[1,n] @ G, in fp32 (a bias gradient is a sum)
                     Tensor ones = Tensor::ones({1, g.size(0)}, g.dtype(), g.device());
                     Tensor db = Tensor::empty({1, g.size(1)}, g.dtype(), g.device());
                     kernels::gemm(false, false, 1.0, ones, g, 0.0, db);
