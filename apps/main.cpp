@@ -116,6 +116,11 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--lsq-grad-scale", c.lsq_grad_scale,
                 "Scale gradients by 1/sqrt(N*Qp) (true|false)")
       ->capture_default_str();
+  t->add_option("--weight-scale", c.weight_scale,
+                "QAT weight scales: auto (learned by sgd/adam/adamw, frozen under TRS), learned, "
+                "frozen")
+      ->check(CLI::IsMember({"auto", "learned", "frozen"}))
+      ->capture_default_str();
   t->add_option("--scale-lr", c.scale_lr, "LR of the quantizer scales (no momentum, no decay)")
       ->capture_default_str();
   t->add_option("--target-tr", c.target_tr,

@@ -60,11 +60,15 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
   };
   std::vector<size_t> layer_groups;
   std::vector<std::pair<std::string, quant::QuantizedLayer*>> layers;
+  // Frozen under TRS by default (method page): otherwise weights would transition without any
+  // weight update and the TR would not measure what the TALR moves.
+  const bool learn_weight_scale =
+      cfg.weight_scale == "auto" ? !trs : cfg.weight_scale == "learned";
   if (cfg.weight_bits > 0) {
     run.quant_meta = {{"weight_bits", cfg.weight_bits},
                       {"act_bits", cfg.act_bits > 0 ? cfg.act_bits : cfg.weight_bits},
                       {"per_channel", cfg.per_channel},
-                      {"learn_weight_scale", !trs},  // frozen under TRS (method page)
+                      {"learn_weight_scale", learn_weight_scale},
                       {"lsq_grad_scale", cfg.lsq_grad_scale},
                       {"scale_init", cfg.scale_init},
                       {"first_last_bits", cfg.first_last_bits}};

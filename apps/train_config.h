@@ -46,6 +46,8 @@ struct TrainConfig {
   std::string scale_init = "3std";
   bool lsq_grad_scale = false;
   double scale_lr = 0.01;  // LR of the quantizer scales (no momentum, no weight decay)
+  // auto: learned by plain optimizers, frozen under TRS (the method); learned | frozen: forced.
+  std::string weight_scale = "auto";
   // TRS (optimizers sgdt, adamt, adamwt).
   double target_tr = 0;  // R_0; 0: tr_factor * sqrt(weight_bits)
   double tr_factor = 5e-3;

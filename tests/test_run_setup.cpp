@@ -29,6 +29,29 @@ app::TrainConfig qat_config(const std::string& optimizer) {
   return c;
 }
 
+TEST(BuildRun, WeightScaleOverride) {
+  // auto: learned by plain optimizers, frozen under TRS; learned/frozen force it either way,
+  // and a frozen scale is a buffer (not in any group), a learned one sits in the scales group.
+  struct Case {
+    std::string optimizer, weight_scale;
+    bool learned;
+  };
+  for (const Case& c : {Case{"sgd", "auto", true}, Case{"sgdt", "auto", false},
+                        Case{"sgd", "frozen", false}, Case{"sgdt", "learned", true}}) {
+    SCOPED_TRACE(c.optimizer + " " + c.weight_scale);
+    auto cfg = qat_config(c.optimizer);
+    cfg.weight_scale = c.weight_scale;
+    app::RunSetup run = app::build_run(cfg, 1, 10, 100);
+    auto layers = quant::quantized_layers(*run.model);
+    for (auto& [name, q] : layers) EXPECT_EQ(q->spec().learn_weight_scale, c.learned) << name;
+    EXPECT_EQ(run.quant_meta.at("learn_weight_scale"), c.learned);
+    size_t weight_scale_params = 0;
+    for (auto& g : run.opt->param_groups())
+      for (auto& n : g.names) weight_scale_params += n.find("weight_scale") != std::string::npos;
+    EXPECT_EQ(weight_scale_params, c.learned ? layers.size() : 0u);
+  }
+}
+
 TEST(BuildRun, QatGroups) {
   for (std::string optname : {"sgd", "sgdt", "adamt"}) {
     SCOPED_TRACE(optname);
