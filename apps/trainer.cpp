@@ -161,6 +161,7 @@ double run_train(TrainConfig cfg, bool resume) {
     int64_t window_correct = 0, window_batches = 0;
     data::Batch batch;
     TransitionWindow transitions;
+    if (run.qat) run.qat->sync_for_logging();  // device path: drop the last epoch's unlogged steps
     while (loader.next(batch)) {
       if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
       report_skipped(batch.skipped, epoch_skipped);
@@ -179,7 +180,7 @@ double run_train(TrainConfig cfg, bool resume) {
       opt->step();
       if (run.qat) {
         run.qat->after_step(pos.step);
-        transitions.add(*run.qat);
+        if (!run.qat->deferred()) transitions.add(*run.qat);  // else added at the log step
       }
       const double loss_v = loss.item();
       TRANQ_CHECK_AS(Error, std::isfinite(loss_v),
@@ -212,7 +213,10 @@ double run_train(TrainConfig cfg, bool resume) {
                                {"lr", lr},
                                {"train_acc", static_cast<double>(window_correct) / window_images},
                                {"images_per_s", ips}};
-        if (run.qat) transitions.flush_into(line, *run.qat, pos.step);
+        if (run.qat) {
+          run.qat->sync_for_logging([&](const quant::QatController& q) { transitions.add(q); });
+          transitions.flush_into(line, *run.qat, pos.step);
+        }
         metrics.write(line);
         window_start = clock::now();
         window_loss = 0;

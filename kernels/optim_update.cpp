@@ -28,9 +28,34 @@ void check_multi_update_args(const char* op, const std::vector<Tensor>& params,
                              const std::vector<Tensor>& grads,
                              std::initializer_list<const std::vector<Tensor>*> states,
                              const std::vector<double>& lrs) {
-  TRANQ_CHECK(grads.size() == params.size() && lrs.size() == params.size(),
+  check_multi_update_args(op, params, grads, states, lrs.size());
+}
+
+void check_lr_table(const char* op, const std::vector<Tensor>& params, const Tensor& lr_table,
+                    const std::vector<int64_t>& lr_index) {
+  check_defined(lr_table, op, "lr_table");
+  TRANQ_CHECK(lr_table.dtype() == DType::f64 && lr_table.dim() == 1 && lr_table.is_contiguous(),
+              "{}: lr_table must be a contiguous f64 vector, got {}", op, tensor_str(lr_table));
+  TRANQ_CHECK(lr_index.size() == params.size(),
+              "{}: {} params need as many lr_index entries, got {}", op, params.size(),
+              lr_index.size());
+  for (size_t i = 0; i < lr_index.size(); ++i)
+    TRANQ_CHECK(lr_index[i] >= 0 && lr_index[i] < lr_table.numel(),
+                "{}: lr_index[{}] = {} is outside lr_table {}", op, i, lr_index[i],
+                tensor_str(lr_table));
+  if (!params.empty() && params[0].defined())
+    TRANQ_CHECK(lr_table.device() == params[0].device(),
+                "{}: lr_table {} must be on the parameters' device ({})", op, tensor_str(lr_table),
+                params[0].device().str());
+}
+
+void check_multi_update_args(const char* op, const std::vector<Tensor>& params,
+                             const std::vector<Tensor>& grads,
+                             std::initializer_list<const std::vector<Tensor>*> states,
+                             size_t num_lrs) {
+  TRANQ_CHECK(grads.size() == params.size() && num_lrs == params.size(),
               "{}: {} params need as many grads and learning rates, got {} and {}", op,
-              params.size(), grads.size(), lrs.size());
+              params.size(), grads.size(), num_lrs);
   for (const std::vector<Tensor>* s : states)
     TRANQ_CHECK(s->size() == params.size(), "{}: {} params but a state list of {}", op,
                 params.size(), s->size());
@@ -84,6 +109,34 @@ void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tens
   check_defined(params[0], "multi_adam_update", "params[0]");
   TRANQ_DISPATCH_CUDA(multi_adam_update, params[0], params, grads, exp_avgs, exp_avg_sqs, lrs,
                       beta1, beta2, eps, weight_decay, decoupled, steps);
+}
+
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const Tensor& lr_table,
+                      const std::vector<int64_t>& lr_index, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool first_step) {
+  // An empty list runs the CPU version (it checks the lengths and does nothing), as above.
+  if (params.empty())
+    return cpu::multi_sgd_update(params, grads, momentum_bufs, lr_table, lr_index, momentum,
+                                 dampening, weight_decay, nesterov, first_step);
+  check_defined(params[0], "multi_sgd_update", "params[0]");
+  check_same_device("multi_sgd_update", params[0], {&lr_table});
+  TRANQ_DISPATCH_CUDA(multi_sgd_update, params[0], params, grads, momentum_bufs, lr_table, lr_index,
+                      momentum, dampening, weight_decay, nesterov, first_step);
+}
+
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const Tensor& lr_table, const std::vector<int64_t>& lr_index, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled,
+                       const std::vector<int64_t>& steps) {
+  if (params.empty())
+    return cpu::multi_adam_update(params, grads, exp_avgs, exp_avg_sqs, lr_table, lr_index, beta1,
+                                  beta2, eps, weight_decay, decoupled, steps);
+  check_defined(params[0], "multi_adam_update", "params[0]");
+  check_same_device("multi_adam_update", params[0], {&lr_table});
+  TRANQ_DISPATCH_CUDA(multi_adam_update, params[0], params, grads, exp_avgs, exp_avg_sqs, lr_table,
+                      lr_index, beta1, beta2, eps, weight_decay, decoupled, steps);
 }
 
 }  // namespace tranq::kernels

@@ -49,6 +49,28 @@ void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tens
                        const std::vector<double>& lrs, double beta1, double beta2, double eps,
                        double weight_decay, bool decoupled, const std::vector<int64_t>& steps);
 
+// The same with learning rates read on the device: params[i] uses lr_table[lr_index[i]], where
+// lr_table is a contiguous f64 [n] tensor on the params' device (e.g. the TALRs that
+// kernels/trs_update.h keeps there) and lr_index a host list, one entry per param, each in
+// [0, n). Nothing is read back to the host on CUDA: the index goes into the launch table and the
+// kernel derives every lr-dependent constant from the table entry, rounding exactly as the host
+// does for the host-lrs form, so both CUDA forms agree bit for bit given equal rates. The CPU
+// version reads the table and runs the host-lrs CPU version. Checks as above, plus the table's.
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const Tensor& lr_table,
+                      const std::vector<int64_t>& lr_index, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool first_step);
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const Tensor& lr_table, const std::vector<int64_t>& lr_index, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled,
+                       const std::vector<int64_t>& steps);
+
+// lr_table: defined contiguous f64 1-D; lr_index as long as params, entries in range; when
+// params is not empty, the table is on params[0]'s device.
+void check_lr_table(const char* op, const std::vector<Tensor>& params, const Tensor& lr_table,
+                    const std::vector<int64_t>& lr_index);
+
 // The multi-tensor argument checks every backend runs first: equal list lengths (each state
 // list and lrs as long as params), every tensor defined and contiguous with its parameter's
 // shape, params[0]'s dtype (f32/f64) and device, distinct parameters.
@@ -56,6 +78,11 @@ void check_multi_update_args(const char* op, const std::vector<Tensor>& params,
                              const std::vector<Tensor>& grads,
                              std::initializer_list<const std::vector<Tensor>*> states,
                              const std::vector<double>& lrs);
+// The same with the number of learning rates only (the lr_table forms).
+void check_multi_update_args(const char* op, const std::vector<Tensor>& params,
+                             const std::vector<Tensor>& grads,
+                             std::initializer_list<const std::vector<Tensor>*> states,
+                             size_t num_lrs);
 
 namespace cpu {
 void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_buf, double lr,
@@ -72,6 +99,15 @@ void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tens
                        const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                        const std::vector<double>& lrs, double beta1, double beta2, double eps,
                        double weight_decay, bool decoupled, const std::vector<int64_t>& steps);
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const Tensor& lr_table,
+                      const std::vector<int64_t>& lr_index, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool first_step);
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const Tensor& lr_table, const std::vector<int64_t>& lr_index, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled,
+                       const std::vector<int64_t>& steps);
 }  // namespace cpu
 
 // CUDA versions (kernels/cuda/optim_update.cu). Each operation of the formulas above is rounded
@@ -94,6 +130,15 @@ void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tens
                        const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                        const std::vector<double>& lrs, double beta1, double beta2, double eps,
                        double weight_decay, bool decoupled, const std::vector<int64_t>& steps);
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const Tensor& lr_table,
+                      const std::vector<int64_t>& lr_index, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool first_step);
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const Tensor& lr_table, const std::vector<int64_t>& lr_index, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled,
+                       const std::vector<int64_t>& steps);
 }  // namespace cuda
 
 }  // namespace tranq::kernels

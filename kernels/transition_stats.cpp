@@ -24,6 +24,18 @@ void check_transition_args(const char* op, const Tensor& w, const Tensor& scale,
               op, near_fraction);
 }
 
+void check_counts_table(const char* op, const Tensor& w, const Tensor& counts, int64_t row) {
+  check_defined(counts, op, "counts");
+  TRANQ_CHECK(counts.dtype() == DType::i64 && counts.dim() == 2 &&
+                  counts.size(1) == kCountColumns && counts.is_contiguous(),
+              "{}: counts must be a contiguous i64 [layers, 4] table, got {}", op,
+              tensor_str(counts));
+  TRANQ_CHECK(row >= 0 && row < counts.size(0), "{}: row {} is outside the counts table {}", op,
+              row, tensor_str(counts));
+  TRANQ_CHECK(counts.device() == w.device(), "{}: counts {} must be on the weight's device ({})",
+              op, tensor_str(counts), tensor_str(w));
+}
+
 TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                         const Tensor& codes, const Tensor& prev_codes,
                                         double near_fraction) {
@@ -38,6 +50,24 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
   check_defined(w, "weight_transition_pass", "w");
   check_same_device("weight_transition_pass", w, {&scale, &codes, &prev_codes});
   TRANQ_DISPATCH_CUDA(weight_transition_pass, w, w, scale, r, codes, prev_codes, near_fraction);
+}
+
+void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row) {
+  check_defined(w, "weight_transition_init_into", "w");
+  check_same_device("weight_transition_init_into", w, {&scale, &codes, &prev_codes, &counts});
+  TRANQ_DISPATCH_CUDA(weight_transition_init_into, w, w, scale, r, codes, prev_codes, near_fraction,
+                      counts, row);
+}
+
+void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row) {
+  check_defined(w, "weight_transition_pass_into", "w");
+  check_same_device("weight_transition_pass_into", w, {&scale, &codes, &prev_codes, &counts});
+  TRANQ_DISPATCH_CUDA(weight_transition_pass_into, w, w, scale, r, codes, prev_codes, near_fraction,
+                      counts, row);
 }
 
 }  // namespace tranq::kernels

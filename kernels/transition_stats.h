@@ -33,10 +33,32 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
                                         const Tensor& codes, const Tensor& prev_codes,
                                         double near_fraction = 0.1);
 
+// The same passes writing their counts into row `row` of `counts` (i64 [L, 4], contiguous, on
+// w's device) as {numel, changed, oscillated, near}, so that a training step can count every
+// quantized layer into one table without bringing anything to the host (kernels/trs_update.h
+// reads the table on the device). On the CPU these call the passes above and store the counts
+// (a bad scale is a ValueError there). On CUDA nothing synchronises and the scale is checked on
+// the device only: a zero or non-finite scale leaves codes and prev_codes untouched and writes
+// the row {numel, -(number of bad scale values), 0, 0}. A negative `changed` is therefore the
+// device's error report; trs_update skips such a row and records the step (see there), and
+// whoever reads the table later (QatController::sync_for_logging) raises the ValueError.
+void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row);
+void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row);
+
+// Columns of a counts table row.
+constexpr int64_t kCountNumel = 0, kCountChanged = 1, kCountOscillated = 2, kCountNear = 3,
+                  kCountColumns = 4;
+
 // Shared argument checks for the backends.
 void check_transition_args(const char* op, const Tensor& w, const Tensor& scale,
                            const QuantRange& r, const Tensor& codes, const Tensor& prev_codes,
                            double near_fraction);
+// counts: defined, i64 [L, 4] contiguous on w's device, 0 <= row < L.
+void check_counts_table(const char* op, const Tensor& w, const Tensor& counts, int64_t row);
 
 namespace cpu {
 TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
@@ -45,6 +67,12 @@ TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, co
 TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                         const Tensor& codes, const Tensor& prev_codes,
                                         double near_fraction);
+void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row);
+void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row);
 }  // namespace cpu
 
 // CUDA versions (kernels/cuda/transition_stats.cu): one fused kernel; codes, prev_codes and
@@ -58,6 +86,13 @@ TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, co
 TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                         const Tensor& codes, const Tensor& prev_codes,
                                         double near_fraction);
+// No synchronisation, no host read of the scale (see weight_transition_pass_into above).
+void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row);
+void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row);
 }  // namespace cuda
 
 }  // namespace tranq::kernels

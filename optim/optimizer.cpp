@@ -54,6 +54,18 @@ void Optimizer::check_hyperparameters() const {
                 name(), gi, g.lr);
     TRANQ_CHECK(std::isfinite(g.weight_decay) && g.weight_decay >= 0,
                 "{}: group {} has invalid weight_decay {}; need >= 0", name(), gi, g.weight_decay);
+    if (g.lr_table.defined()) {
+      const Tensor& t = g.lr_table;
+      TRANQ_CHECK(t.dtype() == DType::f64 && t.dim() == 1 && t.is_contiguous() &&
+                      g.lr_table_index >= 0 && g.lr_table_index < t.numel(),
+                  "{}: group {} has lr_table {} and lr_table_index {}; need a contiguous f64 "
+                  "vector and an index into it",
+                  name(), gi, tensor_str(t), g.lr_table_index);
+      for (size_t i = 0; i < g.params.size(); ++i)
+        TRANQ_CHECK(g.params[i].device() == t.device(),
+                    "{}: group {}: lr_table {} must be on the device of parameter '{}' ({})",
+                    name(), gi, tensor_str(t), g.names[i], tensor_str(g.params[i]));
+    }
     check_group(g, gi);
   }
 }

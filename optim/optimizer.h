@@ -2,7 +2,9 @@
 // Optimizers over parameter groups with torch.optim semantics (SGD, Adam, AdamW). Each group
 // carries its own hyperparameters; the trainer sets group.lr every step from an LrSchedule
 // (lr = base_lr * factor). Updates run as one fused kernel per parameter
-// (kernels/optim_update.h) and never modify gradients.
+// (kernels/optim_update.h) and never modify gradients. A group may instead take its learning rate
+// from a device table (ParamGroup::lr_table): all such groups are then updated by one
+// multi-tensor call per step, reading the rates on the device.
 //
 // State for exact resume: per-parameter buffers named "<param name>.<buffer>"
 // ("layer1.0.conv1.weight.momentum_buffer", ".exp_avg", ".exp_avg_sq") and a per-parameter
@@ -29,6 +31,15 @@ struct ParamGroup {
   double dampening = 0.0;                         // SGD
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam/AdamW
   double weight_decay = 0.0;
+  // Device learning rate (optional). When lr_table is defined (a contiguous f64 [n] tensor on
+  // the params' device), this group's params use lr_table[lr_table_index] instead of lr, read
+  // by the update kernel, so the rate never visits the host: QatController puts the TALRs of
+  // optim::TrsDeviceState here on a CUDA device. All groups with a table are updated together
+  // by one kernels::multi_sgd_update / multi_adam_update call per set of equal hyperparameters
+  // (and table), with the same arithmetic as the per-parameter kernels. lr is still checked,
+  // and kept in state_metadata(), but does not drive these params.
+  Tensor lr_table;
+  int64_t lr_table_index = 0;
 };
 
 class Optimizer {

@@ -1,11 +1,35 @@
 // torch.optim.SGD: L2 weight decay into the gradient, momentum with dampening, Nesterov.
 #include <cmath>
+#include <vector>
 
 #include "kernels/optim_update.h"
 #include "optim/optimizer.h"
 
 namespace tranq::optim {
 namespace {
+
+// The params of lr_table groups that one kernels::multi_sgd_update call updates: equal
+// hyperparameters, table, dtype, device and first-step flag.
+struct SgdBatch {
+  const ParamGroup* g;
+  bool first;
+  std::vector<Tensor> params, grads, bufs;
+  std::vector<int64_t> index;
+};
+
+SgdBatch& batch_for(std::vector<SgdBatch>& batches, const ParamGroup& g, const Tensor& p,
+                    bool first) {
+  for (SgdBatch& b : batches) {
+    const ParamGroup& h = *b.g;
+    if (b.first == first && h.momentum == g.momentum && h.dampening == g.dampening &&
+        h.weight_decay == g.weight_decay && h.nesterov == g.nesterov &&
+        h.lr_table.same_as(g.lr_table) && b.params[0].dtype() == p.dtype() &&
+        b.params[0].device() == p.device())
+      return b;
+  }
+  batches.push_back(SgdBatch{&g, first, {}, {}, {}, {}});
+  return batches.back();
+}
 
 class Sgd final : public Optimizer {
  public:
@@ -15,7 +39,8 @@ class Sgd final : public Optimizer {
   std::string name() const override { return "sgd"; }
 
   void step() override {
-    for_each_update([](const ParamGroup& g, size_t i, ParamState& s, const Tensor& grad) {
+    std::vector<SgdBatch> batches;
+    for_each_update([&batches](const ParamGroup& g, size_t i, ParamState& s, const Tensor& grad) {
       const Tensor& p = g.params[i];
       // The buffer starts as the first (decayed) gradient, so new memory needs no zeroing.
       bool first = false;
@@ -24,9 +49,22 @@ class Sgd final : public Optimizer {
         first = true;
       }
       const Tensor buf = g.momentum != 0.0 ? s.buffers[0] : Tensor();
+      if (g.lr_table.defined()) {
+        SgdBatch& b = batch_for(batches, g, p, first);
+        b.params.push_back(p);
+        b.grads.push_back(grad);
+        if (buf.defined()) b.bufs.push_back(buf);
+        b.index.push_back(g.lr_table_index);
+        return;
+      }
       kernels::sgd_update(p, grad, buf, g.lr, g.momentum, g.dampening, g.weight_decay, g.nesterov,
                           first);
     });
+    for (const SgdBatch& b : batches) {
+      const ParamGroup& g = *b.g;
+      kernels::multi_sgd_update(b.params, b.grads, b.bufs, g.lr_table, b.index, g.momentum,
+                                g.dampening, g.weight_decay, g.nesterov, b.first);
+    }
   }
 
  protected:

@@ -1,8 +1,22 @@
 #include "quant/qat_controller.h"
 
+#include <algorithm>
+#include <utility>
+
+#include "kernels/transition_stats.h"
+
 namespace tranq::quant {
 
 namespace {
+
+// The passes' default share of a step that counts as near a transition point.
+constexpr double kNearFraction = 0.1;
+// Counts tables kept for sync_for_logging(): the first allocation, and the most steps held
+// (1.6 KB per step for 50 layers). When that many are pending (a trainer that never logs),
+// after_step syncs them without a callback: their rates are dropped, not replayed.
+constexpr int64_t kHistoryStart = 64;
+constexpr int64_t kHistoryMax = int64_t{1} << 14;
+
 LayerTransitions rates(const std::string& name, const kernels::TransitionCounts& c) {
   LayerTransitions l;
   l.name = name;
@@ -16,39 +30,133 @@ LayerTransitions rates(const std::string& name, const kernels::TransitionCounts&
 }  // namespace
 
 QatController::QatController(std::vector<std::pair<std::string, QuantizedLayer*>> layers,
-                             std::vector<size_t> layer_groups, std::unique_ptr<optim::TrsController> trs)
+                             std::vector<size_t> layer_groups,
+                             std::unique_ptr<optim::TrsController> trs)
     : layers_(std::move(layers)), groups_(std::move(layer_groups)), trs_(std::move(trs)) {
-  TRANQ_CHECK(groups_.size() == layers_.size(), "QatController: {} layers but {} groups", layers_.size(),
-              groups_.size());
+  TRANQ_CHECK(groups_.size() == layers_.size(), "QatController: {} layers but {} groups",
+              layers_.size(), groups_.size());
   TRANQ_CHECK(!trs_ || trs_->num_layers() == layers_.size(),
-              "QatController: the TRS controller has {} layers, the model {}", trs_ ? trs_->num_layers() : 0,
-              layers_.size());
+              "QatController: the TRS controller has {} layers, the model {}",
+              trs_ ? trs_->num_layers() : 0, layers_.size());
   last_.resize(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) last_[i].name = layers_[i].first;
 }
 
 void QatController::initialise() {
+  settle();
+  pending_steps_.clear();
   for (size_t i = 0; i < layers_.size(); ++i) {
     QuantizedLayer* q = layers_[i].second;
-    last_[i] = rates(layers_[i].first,
-                     kernels::weight_transition_init(q->weight().detach(), q->weight_scale().detach(),
-                                                     q->weight_range(), q->codes(), q->prev_codes()));
+    last_[i] = rates(layers_[i].first, kernels::weight_transition_init(
+                                           q->weight().detach(), q->weight_scale().detach(),
+                                           q->weight_range(), q->codes(), q->prev_codes()));
   }
 }
 
-void QatController::before_step(optim::Optimizer& opt) const {
+void QatController::before_step(optim::Optimizer& opt) {
   if (!trs_) return;
+  settle();
   auto& groups = opt.param_groups();
-  for (size_t i = 0; i < layers_.size(); ++i) groups.at(groups_[i]).lr = trs_->talr(i);
+  if (dev_) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      optim::ParamGroup& g = groups.at(groups_[i]);
+      g.lr_table = dev_->talr();
+      g.lr_table_index = static_cast<int64_t>(i);
+    }
+    return;
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    optim::ParamGroup& g = groups.at(groups_[i]);
+    if (g.lr_table.defined()) g.lr_table = Tensor();  // left the device path
+    g.lr = trs_->talr(i);
+  }
+}
+
+bool QatController::device_path() const {
+  if (!trs_ || layers_.empty()) return false;
+  const Device d = layers_[0].second->weight().device();
+  if (!d.is_cuda() && !force_device_path_) return false;
+  for (const auto& [name, q] : layers_)
+    if (q->weight().device() != d) return false;
+  return true;
+}
+
+void QatController::settle() {
+  const bool want = device_path();
+  const Device d = want ? layers_[0].second->weight().device() : Device::cpu();
+  if (dev_ && (!want || dev_->device() != d)) {
+    sync_for_logging();
+    dev_.reset();
+    history_ = Tensor();
+  }
+  if (want && !dev_) dev_ = std::make_unique<optim::TrsDeviceState>(*trs_, d);
+}
+
+void QatController::device_after_step(int64_t step) {
+  const int64_t n = static_cast<int64_t>(layers_.size());
+  const int64_t used = static_cast<int64_t>(pending_steps_.size());
+  if (used == kHistoryMax) {
+    sync_for_logging();
+    return device_after_step(step);
+  }
+  if (!history_.defined() || used == history_.size(0)) {
+    const int64_t cap = std::min(kHistoryMax, std::max(kHistoryStart, 2 * used));
+    Tensor grown = Tensor::empty({cap, n, kernels::kCountColumns}, DType::i64, dev_->device());
+    if (used > 0) grown.narrow(0, 0, used).copy_(history_.narrow(0, 0, used));  // rare: syncs
+    history_ = grown;
+  }
+  const Tensor table = history_.select(0, used);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    QuantizedLayer* q = layers_[i].second;
+    kernels::weight_transition_pass_into(q->weight().detach(), q->weight_scale().detach(),
+                                         q->weight_range(), q->codes(), q->prev_codes(),
+                                         kNearFraction, table, static_cast<int64_t>(i));
+  }
+  dev_->update(step, table);
+  pending_steps_.push_back(step);
+}
+
+void QatController::sync_for_logging(const std::function<void(const QatController&)>& each_step) {
+  if (!dev_) return;
+  const size_t steps = pending_steps_.size(), n = layers_.size();
+  if (steps > 0) {
+    const std::vector<int64_t> c =
+        history_.narrow(0, 0, static_cast<int64_t>(steps)).to(Device::cpu()).to_vector<int64_t>();
+    auto at = [&](size_t p, size_t i, int64_t col) {
+      return c[(p * n + i) * kernels::kCountColumns + static_cast<size_t>(col)];
+    };
+    for (size_t p = 0; p < steps; ++p)
+      for (size_t i = 0; i < n; ++i)
+        TRANQ_CHECK(at(p, i, kernels::kCountChanged) >= 0,
+                    "quantized layer '{}': {} weight scale values were zero or not finite at step "
+                    "{}; its codes and TALR were left unchanged from then on (initialise the "
+                    "scales, or lower the learning rate if training diverged)",
+                    layers_[i].first, -at(p, i, kernels::kCountChanged), pending_steps_[p]);
+    for (size_t p = 0; p < steps; ++p) {
+      for (size_t i = 0; i < n; ++i) {
+        kernels::TransitionCounts k;
+        k.numel = at(p, i, kernels::kCountNumel);
+        k.changed = at(p, i, kernels::kCountChanged);
+        k.oscillated = at(p, i, kernels::kCountOscillated);
+        k.near = at(p, i, kernels::kCountNear);
+        last_[i] = rates(layers_[i].first, k);
+      }
+      if (each_step) each_step(*this);
+    }
+    pending_steps_.clear();
+  }
+  dev_->sync_to(*trs_);
 }
 
 void QatController::after_step(int64_t step) {
+  settle();
+  if (dev_) return device_after_step(step);
   std::vector<double> k(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
     QuantizedLayer* q = layers_[i].second;
-    last_[i] = rates(layers_[i].first,
-                     kernels::weight_transition_pass(q->weight().detach(), q->weight_scale().detach(),
-                                                     q->weight_range(), q->codes(), q->prev_codes()));
+    last_[i] = rates(layers_[i].first, kernels::weight_transition_pass(
+                                           q->weight().detach(), q->weight_scale().detach(),
+                                           q->weight_range(), q->codes(), q->prev_codes()));
     k[i] = last_[i].tr;
   }
   if (trs_) trs_->update(step, k);
@@ -65,10 +173,17 @@ LayerTransitions QatController::total() const {
   return rates("all", sum);
 }
 
-NamedTensors QatController::state_tensors() const { return trs_ ? trs_->state_tensors() : NamedTensors{}; }
+NamedTensors QatController::state_tensors() const {
+  if (dev_) return dev_->state_tensors();
+  return trs_ ? trs_->state_tensors() : NamedTensors{};
+}
 
 void QatController::load_state(const NamedTensors& t) {
   if (trs_) trs_->load_state(t);
+  if (dev_) {
+    dev_->load_from(*trs_);
+    pending_steps_.clear();  // counts of steps before the restored state
+  }
 }
 
 }  // namespace tranq::quant

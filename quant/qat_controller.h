@@ -4,6 +4,21 @@
 // rates to the TALR controller, which sets the learning rate of the quantized-weight groups for
 // the next step. SGDT / AdamT / AdamWT are SGD / Adam / AdamW plus this controller with a
 // TrsController; plain QAT runs use it without one, for the same statistics.
+//
+// Two paths, chosen from where the quantized weights are:
+// - host path (CPU weights, or no TRS): after_step counts each layer (on CUDA weights each pass
+//   synchronises), feeds the rates to the host TrsController, and before_step writes each TALR
+//   into its group's lr. last(), total() and trs() are current after every step.
+// - device path (TRS on and every quantized weight on one CUDA device): after_step writes every
+//   layer's counts into a device table (kernels::weight_transition_pass_into), updates an
+//   optim::TrsDeviceState from it (kernels::trs_update), and before_step points the quantized
+//   groups' ParamGroup::lr_table at the device TALRs, so a step has no host round trip. The
+//   tables of the steps since the last sync are kept on the device; last(), total() and trs()
+//   are brought up to date by sync_for_logging() (one synchronisation), which the trainer calls
+//   on logged steps. A zero or non-finite weight scale is found on the device, leaves that
+//   layer's codes and TALR unchanged, and is raised (ValueError) by the next sync_for_logging().
+//   state_tensors() reads the device state directly, so checkpoints need no sync.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +26,7 @@
 #include "kernels/transition_stats.h"
 #include "optim/optimizer.h"
 #include "optim/trs.h"
+#include "optim/trs_device.h"
 #include "quant/qlayers.h"
 
 namespace tranq::quant {
@@ -30,16 +46,35 @@ class QatController {
 
   // Codes of the current latent weights, before the first step of a new QAT run.
   void initialise();
-  // Before optimizer.step(): under TRS, put each layer's TALR into its group's lr.
-  void before_step(optim::Optimizer& opt) const;
+  // Before optimizer.step(): under TRS, put each layer's TALR into its group's lr (device path:
+  // set its group's lr_table / lr_table_index to the device TALRs instead).
+  void before_step(optim::Optimizer& opt);
   // After optimizer.step() number `step` (0-based): count transitions, update the controller.
   void after_step(int64_t step);
 
+  // True when after_step takes the device path, i.e. leaves last(), total() and trs() to
+  // sync_for_logging().
+  bool deferred() const { return device_path(); }
+  // Device path: fetches the counts of every step since the previous call (one copy) and, for
+  // each of those steps in order, sets last() to that step's rates and calls each_step(*this)
+  // (so a metrics window can add every step, as it does after each after_step on the host
+  // path); then copies the device TRS state into trs(). ValueError naming the layer and step
+  // when a weight scale was zero or non-finite. Host path: nothing to do (each_step is not
+  // called; last() is always current there).
+  void sync_for_logging(const std::function<void(const QatController&)>& each_step = {});
+
+  // For tests: take the device path on the CPU too (TRS on, weights on one device). Its results
+  // equal the host path's bit for bit there.
+  void set_force_device_path(bool on) { force_device_path_ = on; }
+
+  // Host path: the last step's. Device path: the last synced step's (see sync_for_logging).
   const std::vector<LayerTransitions>& last() const { return last_; }
   const optim::TrsController* trs() const { return trs_.get(); }
   // Totals over all layers of the last step, weighted by layer size.
   LayerTransitions total() const;
-  NamedTensors state_tensors() const;  // the TRS controller's state ("trs.*"), empty without TRS
+  // The TRS controller's state ("trs.*"; on the device path copies of the device state), empty
+  // without TRS.
+  NamedTensors state_tensors() const;
   void load_state(const NamedTensors& t);
 
  private:
@@ -47,6 +82,17 @@ class QatController {
   std::vector<size_t> groups_;
   std::unique_ptr<optim::TrsController> trs_;
   std::vector<LayerTransitions> last_;
+
+  // The device path (see the top of the file).
+  bool device_path() const;
+  // Creates the device state when the device path is taken, and leaves it (state synced back
+  // into trs_) when the weights moved elsewhere.
+  void settle();
+  void device_after_step(int64_t step);
+  bool force_device_path_ = false;
+  std::unique_ptr<optim::TrsDeviceState> dev_;
+  Tensor history_;                      // i64 [capacity, L, 4] counts tables on the device
+  std::vector<int64_t> pending_steps_;  // the steps of history_'s first rows, not yet synced
 };
 
 }  // namespace tranq::quant

@@ -125,4 +125,33 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
   return transition<false>("weight_transition_pass", w, scale, r, codes, prev_codes, near_fraction);
 }
 
+namespace {
+void store_row(const Tensor& counts, int64_t row, const TransitionCounts& c) {
+  int64_t* out = counts.data<int64_t>() + row * kCountColumns;
+  out[kCountNumel] = c.numel;
+  out[kCountChanged] = c.changed;
+  out[kCountOscillated] = c.oscillated;
+  out[kCountNear] = c.near;
+}
+}  // namespace
+
+// The table is checked before the pass, so a bad table leaves the codes untouched.
+void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row) {
+  const char* op = "weight_transition_init_into";
+  check_counts_table(op, w, counts, row);
+  store_row(counts, row,
+            cpu::weight_transition_init(w, scale, r, codes, prev_codes, near_fraction));
+}
+
+void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row) {
+  const char* op = "weight_transition_pass_into";
+  check_counts_table(op, w, counts, row);
+  store_row(counts, row,
+            cpu::weight_transition_pass(w, scale, r, codes, prev_codes, near_fraction));
+}
+
 }  // namespace tranq::kernels::cpu

@@ -41,6 +41,7 @@ struct SgdEntry {
   T* buf;
   int64_t n;
   T neg_lr;
+  int64_t lr_slot;  // lr_table entry of the lr_table forms (neg_lr is derived on the device)
 };
 
 template <class T>
@@ -56,6 +57,9 @@ struct AdamEntry {
   T* v;
   int64_t n;
   T neg_step_size, c2, shrink;  // -(lr / bc1), sqrt(bc2), 1 - lr * weight_decay
+  // The lr_table forms: the table entry, and what neg_step_size and shrink are derived from.
+  int64_t lr_slot;
+  double bc1, weight_decay;
 };
 
 // Block b of a multi-tensor launch updates elements [chunk * kMultiChunk, ...) of tensor `tensor`.
@@ -99,11 +103,25 @@ __global__ void adam_kernel(AdamEntry<T> e, AdamConsts<T> k) {
   TRANQ_GRID_STRIDE_LOOP(i, e.n) adam_element(e, k, i);
 }
 
+// The lr_table forms: the lr-dependent constants from the table entry, rounded as the host
+// rounds them for the host-lrs forms (adam_entry, multi_sgd_update): -lr; -(lr / bc1) and
+// 1 - lr * weight_decay in double, never contracted.
+template <class T>
+__device__ inline void apply_lr(SgdEntry<T>& e, double lr) {
+  e.neg_lr = static_cast<T>(-lr);
+}
+template <class T>
+__device__ inline void apply_lr(AdamEntry<T>& e, double lr) {
+  e.neg_step_size = static_cast<T>(-div_rn(lr, e.bc1));
+  e.shrink = static_cast<T>(add_rn(1.0, -mul_rn(lr, e.weight_decay)));
+}
+
 template <class Entry, class Consts, class Element>
 __device__ inline void multi_block(const Entry* entries, const BlockTask* tasks, const Consts& k,
-                                   Element element) {
+                                   const double* lr_table, Element element) {
   const BlockTask task = tasks[blockIdx.x];
-  const Entry e = entries[task.tensor];
+  Entry e = entries[task.tensor];
+  if (lr_table != nullptr) apply_lr(e, lr_table[e.lr_slot]);
   const int64_t begin = static_cast<int64_t>(task.chunk) * kMultiChunk;
   const int64_t end = begin + kMultiChunk < e.n ? begin + kMultiChunk : e.n;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) element(e, k, i);
@@ -122,16 +140,17 @@ struct AdamElement {
   }
 };
 
+// lr_table null: each entry's own constants (host learning rates).
 template <class T>
-__global__ void multi_sgd_kernel(const SgdEntry<T>* entries, const BlockTask* tasks,
-                                 SgdConsts<T> k) {
-  multi_block(entries, tasks, k, SgdElement<T>{});
+__global__ void multi_sgd_kernel(const SgdEntry<T>* entries, const BlockTask* tasks, SgdConsts<T> k,
+                                 const double* lr_table) {
+  multi_block(entries, tasks, k, lr_table, SgdElement<T>{});
 }
 
 template <class T>
 __global__ void multi_adam_kernel(const AdamEntry<T>* entries, const BlockTask* tasks,
-                                  AdamConsts<T> k) {
-  multi_block(entries, tasks, k, AdamElement<T>{});
+                                  AdamConsts<T> k, const double* lr_table) {
+  multi_block(entries, tasks, k, lr_table, AdamElement<T>{});
 }
 
 // The host-built launch table in device memory: entries, then the block tasks.
@@ -224,6 +243,9 @@ AdamEntry<T> adam_entry(const Tensor& param, const Tensor& grad, const Tensor& e
   e.neg_step_size = static_cast<T>(-(lr / bc1));
   e.c2 = static_cast<T>(bc2_sqrt);
   e.shrink = static_cast<T>(1.0 - lr * weight_decay);
+  e.lr_slot = 0;
+  e.bc1 = bc1;
+  e.weight_decay = weight_decay;
   return e;
 }
 
@@ -245,8 +267,12 @@ void sgd_update(const Tensor& param, const Tensor& grad, const Tensor& momentum_
   cudaStream_t stream = current_stream(param.device().index);
   dispatch_floating(param.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    SgdEntry<T> e{param.data<T>(), grad.data<T>(), use_momentum ? momentum_buf.data<T>() : nullptr,
-                  n, static_cast<T>(-lr)};
+    SgdEntry<T> e{param.data<T>(),
+                  grad.data<T>(),
+                  use_momentum ? momentum_buf.data<T>() : nullptr,
+                  n,
+                  static_cast<T>(-lr),
+                  0};
     const SgdConsts<T> k = sgd_consts<T>(momentum, dampening, weight_decay, nesterov, first_step);
     sgd_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(e, k);
     TRANQ_CUDA_CHECK_LAUNCH();
@@ -278,36 +304,102 @@ void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
   });
 }
 
-void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                      const std::vector<Tensor>& momentum_bufs, const std::vector<double>& lrs,
-                      double momentum, double dampening, double weight_decay, bool nesterov,
-                      bool first_step) {
-  const char* op = "multi_sgd_update";
-  const bool use_momentum = momentum != 0.0;
-  if (use_momentum) {
-    check_multi_update_args(op, params, grads, {&momentum_bufs}, lrs);
-  } else {
-    check_multi_update_args(op, params, grads, {}, lrs);
-  }
+namespace {
+
+// Both multi-tensor forms: lrs (host) when lr_table is undefined, else lr_table[lr_index[i]]
+// read by the kernel. Arguments are checked by the callers.
+void launch_multi_sgd(const char* op, const std::vector<Tensor>& params,
+                      const std::vector<Tensor>& grads, const std::vector<Tensor>& momentum_bufs,
+                      const std::vector<double>& lrs, const Tensor& lr_table,
+                      const std::vector<int64_t>& lr_index, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool first_step) {
   if (params.empty()) return;
+  const bool use_momentum = momentum != 0.0;
   const Device dev = params[0].device();  // every tensor's (check_multi_update_args)
-  check_on_device(op, dev, {});
+  check_on_device(op, dev, {{"lr_table", &lr_table}});
   DeviceGuard guard(dev.index);
   cudaStream_t stream = current_stream(dev.index);
+  const bool table = lr_table.defined();
   dispatch_floating(params[0].dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     std::vector<SgdEntry<T>> entries;
     for (size_t i = 0; i < params.size(); ++i)
       entries.push_back(SgdEntry<T>{params[i].data<T>(), grads[i].data<T>(),
                                     use_momentum ? momentum_bufs[i].data<T>() : nullptr,
-                                    params[i].numel(), static_cast<T>(-lrs[i])});
-    const DeviceTable<SgdEntry<T>> table = upload_table(entries, dev, stream);
-    if (table.blocks == 0) return;
+                                    params[i].numel(), table ? T(0) : static_cast<T>(-lrs[i]),
+                                    table ? lr_index[i] : int64_t{0}});
+    const DeviceTable<SgdEntry<T>> dt = upload_table(entries, dev, stream);
+    if (dt.blocks == 0) return;
     const SgdConsts<T> k = sgd_consts<T>(momentum, dampening, weight_decay, nesterov, first_step);
-    multi_sgd_kernel<T>
-        <<<grid_exact(table.blocks, op), kThreads, 0, stream>>>(table.entries, table.tasks, k);
+    multi_sgd_kernel<T><<<grid_exact(dt.blocks, op), kThreads, 0, stream>>>(
+        dt.entries, dt.tasks, k, table ? lr_table.data<double>() : nullptr);
     TRANQ_CUDA_CHECK_LAUNCH();
   });
+}
+
+void launch_multi_adam(const char* op, const std::vector<Tensor>& params,
+                       const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avgs,
+                       const std::vector<Tensor>& exp_avg_sqs, const std::vector<double>& lrs,
+                       const Tensor& lr_table, const std::vector<int64_t>& lr_index, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled,
+                       const std::vector<int64_t>& steps) {
+  TRANQ_CHECK(steps.size() == params.size(), "{}: {} params but {} step counts", op, params.size(),
+              steps.size());
+  for (size_t i = 0; i < steps.size(); ++i)
+    TRANQ_CHECK(steps[i] >= 1, "{}: steps[{}] = {}; steps count updates from 1", op, i, steps[i]);
+  if (params.empty()) return;
+  const Device dev = params[0].device();  // every tensor's (check_multi_update_args)
+  check_on_device(op, dev, {{"lr_table", &lr_table}});
+  DeviceGuard guard(dev.index);
+  cudaStream_t stream = current_stream(dev.index);
+  const bool table = lr_table.defined();
+  dispatch_floating(params[0].dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<AdamEntry<T>> entries;
+    for (size_t i = 0; i < params.size(); ++i) {
+      // With a table, the host constants of lr 0 are placeholders the kernel replaces.
+      entries.push_back(adam_entry<T>(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i],
+                                      table ? 0.0 : lrs[i], beta1, beta2, weight_decay, steps[i]));
+      if (table) entries.back().lr_slot = lr_index[i];
+    }
+    const DeviceTable<AdamEntry<T>> dt = upload_table(entries, dev, stream);
+    if (dt.blocks == 0) return;
+    const AdamConsts<T> k = adam_consts<T>(beta1, beta2, eps, weight_decay, decoupled);
+    multi_adam_kernel<T><<<grid_exact(dt.blocks, op), kThreads, 0, stream>>>(
+        dt.entries, dt.tasks, k, table ? lr_table.data<double>() : nullptr);
+    TRANQ_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace
+
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const std::vector<double>& lrs,
+                      double momentum, double dampening, double weight_decay, bool nesterov,
+                      bool first_step) {
+  const char* op = "multi_sgd_update";
+  if (momentum != 0.0) {
+    check_multi_update_args(op, params, grads, {&momentum_bufs}, lrs);
+  } else {
+    check_multi_update_args(op, params, grads, {}, lrs);
+  }
+  launch_multi_sgd(op, params, grads, momentum_bufs, lrs, Tensor(), {}, momentum, dampening,
+                   weight_decay, nesterov, first_step);
+}
+
+void multi_sgd_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& momentum_bufs, const Tensor& lr_table,
+                      const std::vector<int64_t>& lr_index, double momentum, double dampening,
+                      double weight_decay, bool nesterov, bool first_step) {
+  const char* op = "multi_sgd_update";
+  if (momentum != 0.0) {
+    check_multi_update_args(op, params, grads, {&momentum_bufs}, lr_index.size());
+  } else {
+    check_multi_update_args(op, params, grads, {}, lr_index.size());
+  }
+  check_lr_table(op, params, lr_table, lr_index);
+  launch_multi_sgd(op, params, grads, momentum_bufs, {}, lr_table, lr_index, momentum, dampening,
+                   weight_decay, nesterov, first_step);
 }
 
 void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
@@ -316,28 +408,20 @@ void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tens
                        double weight_decay, bool decoupled, const std::vector<int64_t>& steps) {
   const char* op = "multi_adam_update";
   check_multi_update_args(op, params, grads, {&exp_avgs, &exp_avg_sqs}, lrs);
-  TRANQ_CHECK(steps.size() == params.size(), "{}: {} params but {} step counts", op, params.size(),
-              steps.size());
-  for (size_t i = 0; i < steps.size(); ++i)
-    TRANQ_CHECK(steps[i] >= 1, "{}: steps[{}] = {}; steps count updates from 1", op, i, steps[i]);
-  if (params.empty()) return;
-  const Device dev = params[0].device();  // every tensor's (check_multi_update_args)
-  check_on_device(op, dev, {});
-  DeviceGuard guard(dev.index);
-  cudaStream_t stream = current_stream(dev.index);
-  dispatch_floating(params[0].dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    std::vector<AdamEntry<T>> entries;
-    for (size_t i = 0; i < params.size(); ++i)
-      entries.push_back(adam_entry<T>(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], lrs[i],
-                                      beta1, beta2, weight_decay, steps[i]));
-    const DeviceTable<AdamEntry<T>> table = upload_table(entries, dev, stream);
-    if (table.blocks == 0) return;
-    const AdamConsts<T> k = adam_consts<T>(beta1, beta2, eps, weight_decay, decoupled);
-    multi_adam_kernel<T>
-        <<<grid_exact(table.blocks, op), kThreads, 0, stream>>>(table.entries, table.tasks, k);
-    TRANQ_CUDA_CHECK_LAUNCH();
-  });
+  launch_multi_adam(op, params, grads, exp_avgs, exp_avg_sqs, lrs, Tensor(), {}, beta1, beta2, eps,
+                    weight_decay, decoupled, steps);
+}
+
+void multi_adam_update(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                       const Tensor& lr_table, const std::vector<int64_t>& lr_index, double beta1,
+                       double beta2, double eps, double weight_decay, bool decoupled,
+                       const std::vector<int64_t>& steps) {
+  const char* op = "multi_adam_update";
+  check_multi_update_args(op, params, grads, {&exp_avgs, &exp_avg_sqs}, lr_index.size());
+  check_lr_table(op, params, lr_table, lr_index);
+  launch_multi_adam(op, params, grads, exp_avgs, exp_avg_sqs, {}, lr_table, lr_index, beta1, beta2,
+                    eps, weight_decay, decoupled, steps);
 }
 
 }  // namespace tranq::kernels::cuda

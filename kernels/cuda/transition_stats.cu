@@ -6,6 +6,8 @@
 // A zero or non-finite scale must change nothing (as on the CPU, which checks before its loop):
 // a first tiny kernel counts bad scales into the same counter buffer, the main kernel's blocks
 // return at once when that count is not zero, and the host reads all counters in one copy.
+// The _into forms run the same kernels into a row of a device counts table and never wait: the
+// bad-scale count goes to a scratch word and ends up in the row as a negative `changed`.
 #include "core/allocator.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/quant_common.cuh"
@@ -28,24 +30,34 @@ using ::tranq::cuda::mul_rn;
 // counters[kChanged..kNear] are the counts; counters[kBadScales] the invalid scales.
 enum Counter { kChanged = 0, kOscillated = 1, kNear = 2, kBadScales = 3, kNumCounters = 4 };
 
+// Adds the number of zero or non-finite scale values to *bad.
 template <class T>
-__global__ void count_bad_scales_kernel(const T* scale, int64_t n, unsigned long long* counters) {
+__global__ void count_bad_scales_kernel(const T* scale, int64_t n, unsigned long long* bad) {
   TRANQ_GRID_STRIDE_LOOP(i, n) {
     const T s = scale[i];
     // s - s is exactly +0 for a finite s and NaN for an infinite or NaN one.
     const bool finite = (s - s) == T(0);
-    if (!finite || s == T(0)) atomicAdd(&counters[kBadScales], 1ull);
+    if (!finite || s == T(0)) atomicAdd(bad, 1ull);
   }
+}
+
+// Completes a counts-table row after the pass: numel, and the bad-scale report (changed = -bad;
+// the pass added nothing then).
+__global__ void finish_row_kernel(long long* row, int64_t numel, const unsigned long long* bad) {
+  row[kCountNumel] = numel;
+  if (*bad != 0) row[kCountChanged] = -static_cast<long long>(*bad);
 }
 
 // One block per piece (quant_piece with kCudaChunk): a single scale per block. Per element,
 // exactly kernels/cpu/transition_stats.cpp's transition_loop (plus y = value when kValues).
+// counters[0..2] receive changed, oscillated, near; nothing is done when *bad != 0.
 template <class T, bool kBinary, bool kInit, bool kValues>
 __global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int8_t* prev, T* y,
-                                  int64_t inner, QuantRange r, T nf, unsigned long long* counters) {
+                                  int64_t inner, QuantRange r, T nf, unsigned long long* counters,
+                                  const unsigned long long* bad) {
   __shared__ long long smem[kThreads];
   // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
-  if (counters[kBadScales] != 0) return;
+  if (*bad != 0) return;
   int64_t c, b, e;
   quant_piece(blockIdx.x, inner, kCudaChunk, &c, &b, &e);
   const T m = quant_multiplier(scale[c], r);
@@ -87,14 +99,71 @@ __global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int
 template <class T, bool kInit, bool kValues>
 void launch_transition(bool binary, unsigned grid, cudaStream_t stream, const T* w, const T* scale,
                        int8_t* codes, int8_t* prev, T* y, int64_t inner, const QuantRange& r, T nf,
-                       unsigned long long* counters) {
+                       unsigned long long* counters, const unsigned long long* bad) {
   if (binary) {
     transition_kernel<T, true, kInit, kValues>
-        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters);
+        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters, bad);
   } else {
     transition_kernel<T, false, kInit, kValues>
-        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters);
+        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters, bad);
   }
+  TRANQ_CUDA_CHECK_LAUNCH();
+}
+
+// The pass and its checks, shared by transition_launch (counts to the host) and the _into
+// forms (counts into a device table): counters[0..2] receive the counts, *bad the number of
+// bad scale values; both must be zeroed on `stream` before.
+void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const QuantRange& r,
+                 const Tensor& y, const Tensor& codes, const Tensor& prev_codes,
+                 double near_fraction, bool init, cudaStream_t stream, unsigned long long* counters,
+                 unsigned long long* bad) {
+  const int64_t n = w.numel(), channels = scale.numel(), inner = n / channels;
+  const unsigned grid = grid_exact(channels * quant_pieces_per_channel(inner, kCudaChunk), op);
+  int8_t* pc = codes.data<int8_t>();
+  int8_t* pp = prev_codes.data<int8_t>();
+  dispatch_floating(w.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pw = w.data<T>();
+    const T* ps = scale.data<T>();
+    const T nf = static_cast<T>(near_fraction);
+    count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, bad);
+    TRANQ_CUDA_CHECK_LAUNCH();
+    if (init) {
+      launch_transition<T, true, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr, inner,
+                                        r, nf, counters, bad);
+    } else if (y.defined()) {
+      launch_transition<T, false, true>(r.binary_sign, grid, stream, pw, ps, pc, pp, y.data<T>(),
+                                        inner, r, nf, counters, bad);
+    } else {
+      launch_transition<T, false, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr,
+                                         inner, r, nf, counters, bad);
+    }
+  });
+}
+
+// The _into forms: the row is zeroed, counted into and completed on the stream; nothing waits.
+void transition_into(const char* op, const Tensor& w, const Tensor& scale, const QuantRange& r,
+                     const Tensor& codes, const Tensor& prev_codes, double near_fraction,
+                     const Tensor& counts, int64_t row, bool init) {
+  check_transition_args(op, w, scale, r, codes, prev_codes, near_fraction);
+  check_counts_table(op, w, counts, row);
+  check_on_device(
+      op, w.device(),
+      {{"scale", &scale}, {"codes", &codes}, {"prev_codes", &prev_codes}, {"counts", &counts}});
+  const int index = w.device().index;
+  DeviceGuard guard(index);
+  cudaStream_t stream = current_stream(index);
+  long long* prow = reinterpret_cast<long long*>(counts.data<int64_t>() + row * kCountColumns);
+  // The allocator reuses a freed block only for later work on the same stream, so the scratch
+  // word may be released before the kernels below have run.
+  Buffer bad_buf(sizeof(unsigned long long), w.device());
+  auto* bad = static_cast<unsigned long long*>(bad_buf.data());
+  TRANQ_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), stream));
+  TRANQ_CUDA_CHECK(cudaMemsetAsync(prow, 0, kCountColumns * sizeof(long long), stream));
+  auto* counters = reinterpret_cast<unsigned long long*>(prow + kCountChanged);
+  launch_pass(op, w, scale, r, Tensor(), codes, prev_codes, near_fraction, init, stream, counters,
+              bad);
+  finish_row_kernel<<<1, 1, 0, stream>>>(prow, w.numel(), bad);
   TRANQ_CUDA_CHECK_LAUNCH();
 }
 
@@ -115,31 +184,12 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
   const int index = w.device().index;
   DeviceGuard guard(index);
   cudaStream_t stream = current_stream(index);
-  const int64_t n = w.numel(), channels = scale.numel(), inner = n / channels;
-  const unsigned grid = grid_exact(channels * quant_pieces_per_channel(inner, kCudaChunk), op);
+  const int64_t n = w.numel(), channels = scale.numel();
   Buffer counter_buf(kNumCounters * sizeof(unsigned long long), w.device());
   auto* counters = static_cast<unsigned long long*>(counter_buf.data());
   TRANQ_CUDA_CHECK(cudaMemsetAsync(counters, 0, kNumCounters * sizeof(unsigned long long), stream));
-  int8_t* pc = codes.data<int8_t>();
-  int8_t* pp = prev_codes.data<int8_t>();
-  dispatch_floating(w.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const T* pw = w.data<T>();
-    const T* ps = scale.data<T>();
-    const T nf = static_cast<T>(near_fraction);
-    count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, counters);
-    TRANQ_CUDA_CHECK_LAUNCH();
-    if (init) {
-      launch_transition<T, true, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr, inner,
-                                        r, nf, counters);
-    } else if (y.defined()) {
-      launch_transition<T, false, true>(r.binary_sign, grid, stream, pw, ps, pc, pp, y.data<T>(),
-                                        inner, r, nf, counters);
-    } else {
-      launch_transition<T, false, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr,
-                                         inner, r, nf, counters);
-    }
-  });
+  launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters,
+              counters + kBadScales);
   unsigned long long host[kNumCounters] = {};
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(host, counters, sizeof host, cudaMemcpyDeviceToHost, stream));
   TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -167,6 +217,20 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
                                         double near_fraction) {
   return transition_launch("weight_transition_pass", w, scale, r, Tensor(), codes, prev_codes,
                            near_fraction, false);
+}
+
+void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row) {
+  transition_into("weight_transition_init_into", w, scale, r, codes, prev_codes, near_fraction,
+                  counts, row, true);
+}
+
+void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                 const Tensor& codes, const Tensor& prev_codes,
+                                 double near_fraction, const Tensor& counts, int64_t row) {
+  transition_into("weight_transition_pass_into", w, scale, r, codes, prev_codes, near_fraction,
+                  counts, row, false);
 }
 
 }  // namespace tranq::kernels::cuda
