@@ -60,6 +60,8 @@ def main():
     p.add_argument("--model", default="resnet20", choices=["resnet20", "resnet18"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: torch.autocast(bfloat16) around forward and loss, fp32 weights")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -79,7 +81,8 @@ def main():
     for i in range(a.warmup + a.iters):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         sync()
@@ -89,6 +92,7 @@ def main():
     step = statistics.median(times)
     out = {"framework": "pytorch " + torch.__version__, "model": a.model, "device": a.device,
            "input": a.input, "batch_size": a.batch_size, "threads": a.threads,
+           "precision": a.precision,
            "step_ms": round(step * 1e3, 2), "images_per_s": round(a.batch_size / step, 1),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if dev.type == "cuda":

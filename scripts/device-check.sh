@@ -142,7 +142,7 @@ grep -E "tranq: CUDA backend" "$OUT_DIR/configure.log" | tee -a "$SUMMARY"
 
 # Every CUDA test and benchmark file (one target each), so that ctest -R finds no unbuilt
 # *_NOT_BUILT placeholders among the tests it selects.
-TARGETS=(test_qat_fused tranq_cli)
+TARGETS=(test_qat_fused test_trs_device tranq_cli)
 for f in tests/test_cuda_*.cpp benchmarks/bench_cuda_*.cpp; do
   [[ -f "$f" ]] && TARGETS+=("$(basename "$f" .cpp)")
 done
@@ -214,10 +214,15 @@ if ((build_rc == 0)); then
   e2e "tranq resnet20 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
   e2e "tranq resnet20 b256 W2A2 sgdt" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt
   e2e "tranq resnet20 b256 W2A2 sgd" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgd
+  e2e "tranq resnet20 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
+  e2e "tranq resnet20 b256 W2A2 sgdt bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt --precision bf16
   e2e "tranq resnet18 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
+  e2e "tranq resnet18 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
   if [[ -n "$PY" ]]; then
     e2e "pytorch resnet20 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
     e2e "pytorch resnet18 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
+    e2e "pytorch resnet20 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
+    e2e "pytorch resnet18 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
   else
     say "no python with torch + torchvision: no PyTorch comparison"
   fi
