@@ -144,7 +144,19 @@ double run_train(TrainConfig cfg, bool resume) {
   Progress progress;
   model->train();
 
+  // The steps since the last log line (of this epoch), for its transition statistics.
+  TransitionWindow transitions;
+  // Device TRS path (QatController::deferred): brings the host controller up to date, adding
+  // every step since the last sync to `transitions` in order (each step exactly once, as the
+  // host path adds it after its after_step), and raises a weight scale the device found zero or
+  // non-finite. Called on log steps, before every checkpoint or model save and at the end, so
+  // that no such error is saved or left unreported. Nothing to do on the host path.
+  auto sync_qat = [&] {
+    if (run.qat)
+      run.qat->sync_for_logging([&](const quant::QatController& q) { transitions.add(q); });
+  };
   auto checkpoint = [&] {
+    sync_qat();
     save_checkpoint(cfg.out, *model, *opt, pos, {{"dropout", dropout_states(*model)}},
                     run.qat ? run.qat->state_tensors() : NamedTensors{});
   };
@@ -160,8 +172,8 @@ double run_train(TrainConfig cfg, bool resume) {
     double window_loss = 0;
     int64_t window_correct = 0, window_batches = 0;
     data::Batch batch;
-    TransitionWindow transitions;
-    if (run.qat) run.qat->sync_for_logging();  // device path: drop the last epoch's unlogged steps
+    sync_qat();  // normally nothing pending: the last epoch ended with a checkpoint
+    transitions = TransitionWindow();  // a window does not span epochs (the host path's too)
     while (loader.next(batch)) {
       if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
       report_skipped(batch.skipped, epoch_skipped);
@@ -214,7 +226,7 @@ double run_train(TrainConfig cfg, bool resume) {
                                {"train_acc", static_cast<double>(window_correct) / window_images},
                                {"images_per_s", ips}};
         if (run.qat) {
-          run.qat->sync_for_logging([&](const quant::QatController& q) { transitions.add(q); });
+          sync_qat();
           transitions.flush_into(line, *run.qat, pos.step);
         }
         metrics.write(line);
@@ -225,6 +237,8 @@ double run_train(TrainConfig cfg, bool resume) {
       if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.batch < batches)
         checkpoint();
     }
+    // Before the evaluation, the model save and the checkpoint.
+    sync_qat();
     if (pos.batch < batches) {  // stopped by --max-steps inside the epoch: make it resumable
       checkpoint();
       break;
@@ -257,6 +271,7 @@ double run_train(TrainConfig cfg, bool resume) {
     checkpoint();
     std::swap(pos, next);
   }
+  sync_qat();  // every way out of the loop synced already; a run must not end with an error pending
   if (test_acc < 0) {  // resumed a finished run, or stopped early: evaluate what we have
     test_acc = evaluate(*model, test_set, 256, cfg.workers).accuracy;
     save_safetensors(model_path(cfg.out), model->state_dict(), model_meta);

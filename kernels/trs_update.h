@@ -13,10 +13,12 @@
 // host controller instead throws at once; a device kernel cannot, and checking every step
 // would cost a synchronisation per step.
 //
-// CPU: equals TrsController::update bit for bit (same expressions, same compiler flags). CUDA:
-// one thread per layer, no synchronisation; nvcc may contract the multiply-adds differently
-// from the host compiler, so results agree with the CPU within a few ulp per step
-// (tests/test_trs_device.cpp: relative 1e-12 after 50 steps).
+// Both backends run the one formula of kernels/trs_math.h, whose multiply-adds are explicit
+// fused operations, so no compiler can contract them differently: the CPU version equals
+// TrsController::update bit for bit (tests/test_trs_device.cpp), and the CUDA version (one
+// thread per layer, no synchronisation) equals the CPU version bit for bit
+// (tests/test_cuda_trs_device.cpp, which also checks |cuda - cpu| <= 1e-12 * |cpu| first, so a
+// formula slip and a rounding difference give different messages).
 #include "core/tensor.h"
 #include "kernels/trs_math.h"
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "kernels/trs_math.h"
 
 namespace tranq::optim {
 
@@ -86,16 +87,17 @@ void TrsController::update(int64_t step, const std::vector<double>& k) {
     TRANQ_CHECK(k[i] >= 0 && k[i] <= 1,
                 "trs: transition rate of layer '{}' must be in [0, 1], got {}", names_[i], k[i]);
   }
-  const double r = target(step);  // checks step >= 0 before anything changes
-  const double m = m_;
+  // The formulas live in kernels/trs_math.h, shared with the CPU and CUDA kernels of
+  // kernels/trs_update.h, so that every backend rounds them alike.
+  kernels::TrsStep p;
+  p.target = target(step);  // checks step >= 0 before anything changes
+  p.momentum = m_;
+  p.eta = eta_;
+  p.talr_init = opt_.talr_init;
+  p.additive = opt_.rule == TalrRule::additive;
+  p.step = step;
   for (size_t i = 0; i < k.size(); ++i) {
-    K_[i] = m * K_[i] + (1 - m) * k[i];
-    if (opt_.rule == TalrRule::additive) {
-      U_[i] = std::max(0.0, U_[i] + eta_ * (r - K_[i]));
-    } else {
-      s_[i] = m * s_[i] + (1 - m) * s_[i] * r / (K_[i] + 1e-8);
-      U_[i] = opt_.talr_init * s_[i];
-    }
+    kernels::trs_layer_step(k[i], p, &K_[i], &s_[i], &U_[i]);
     k_[i] = k[i];
   }
   ++updates_;

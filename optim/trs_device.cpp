@@ -49,9 +49,7 @@ void TrsDeviceState::update(int64_t step, const Tensor& counts) {
   ++updates_;
 }
 
-void TrsDeviceState::sync_to(TrsController& c) const {
-  TRANQ_CHECK(c.layer_names() == names_,
-              "TrsDeviceState::sync_to: the controller's layers differ from this state's");
+void TrsDeviceState::check_valid() const {
   const std::vector<int64_t> bad = bad_step_.to(Device::cpu()).to_vector<int64_t>();
   std::string msg;
   for (size_t i = 0; i < bad.size(); ++i)
@@ -61,7 +59,17 @@ void TrsDeviceState::sync_to(TrsController& c) const {
               "or not finite; their codes and TALR were left unchanged from then on); initialise "
               "the weight scales, or lower the learning rate if training diverged:{}",
               msg);
-  c.load_state(state_tensors());
+}
+
+void TrsDeviceState::sync_to(TrsController& c) const {
+  TRANQ_CHECK(c.layer_names() == names_,
+              "TrsDeviceState::sync_to: the controller's layers differ from this state's");
+  check_valid();
+  NamedTensors host;
+  const Tensor* src[] = {&K_, &s_, &U_, &k_};
+  for (size_t v = 0; v < 4; ++v) host.emplace_back(kVectors[v], src[v]->to(Device::cpu()));
+  host.emplace_back("trs.updates", Tensor::from_vector<int64_t>({updates_}, {}));
+  c.load_state(host);  // copies the values out of host
 }
 
 void TrsDeviceState::load_from(const TrsController& c) {

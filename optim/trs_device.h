@@ -2,12 +2,14 @@
 // The TALR controller's state on a device (optim/trs.h runs on the host): K, s, U, k per
 // quantized layer as f64 tensors on the weights' device, updated by kernels::trs_update from the
 // transition counts table the passes wrote there, so a training step on a GPU needs no host
-// round trip for TRS. The host TrsController stays the reference and the place that logging,
-// checkpoints and talr()/ema() read: sync_to() copies the device state into it (one
-// synchronisation; call it only when the host needs the values, e.g. on logged steps).
+// round trip for TRS. The host TrsController stays the reference and the place that logging
+// and talr()/ema() read: sync_to() copies the device state into it, which on CUDA takes five
+// device-to-host copies (the bad-step flags, then K, s, U and k), each waiting for the work
+// queued before it; call it only when the host needs the values (quant::QatController does on
+// log steps, before checkpoints and at the end of a run).
 //
-// Equality: on the CPU device the updates equal TrsController::update bit for bit (shared
-// expressions, kernels/trs_math.h); on CUDA within a few ulp per step (kernels/trs_update.h).
+// Equality: the updates equal TrsController::update bit for bit on the CPU device and on CUDA
+// (one formula with explicit fused multiply-adds, kernels/trs_math.h and kernels/trs_update.h).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,10 +34,13 @@ class TrsDeviceState {
   // device) leaves its layer unchanged and is remembered for sync_to().
   void update(int64_t step, const Tensor& counts);
 
-  // Copies K, s, U, k and the update count into c (TrsController::load_state). ValueError, and
-  // c unchanged, when some layer's counts were invalid at some update (a zero or non-finite
-  // weight scale seen by the CUDA pass): the message names the layers and first steps.
+  // Copies K, s, U, k and the update count into c (TrsController::load_state). First
+  // check_valid(): c is unchanged when it throws.
   void sync_to(TrsController& c) const;
+  // ValueError when some layer's counts were invalid at some update since the construction or
+  // the last load_from (a zero or non-finite weight scale seen by the CUDA pass): the message
+  // names the layers and their first bad steps. One device-to-host copy (the flags).
+  void check_valid() const;
   // Replaces the state by c's (e.g. after c.load_state from a checkpoint); copies in place, so
   // talr() keeps its identity.
   void load_from(const TrsController& c);
@@ -49,7 +54,8 @@ class TrsDeviceState {
   int64_t updates() const { return updates_; }
   size_t num_layers() const { return names_.size(); }
   Device device() const { return device_; }
-  // Like TrsController::state_tensors(), with the vectors as copies on device().
+  // Like TrsController::state_tensors(), with the vectors as copies on device(). Does not
+  // check_valid().
   NamedTensors state_tensors() const;
 
  private:

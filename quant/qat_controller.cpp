@@ -116,29 +116,40 @@ void QatController::device_after_step(int64_t step) {
   pending_steps_.push_back(step);
 }
 
+Tensor QatController::pending_counts() const {
+  if (pending_steps_.empty()) return Tensor();
+  return history_.narrow(0, 0, static_cast<int64_t>(pending_steps_.size()));
+}
+
+std::vector<int64_t> QatController::fetch_pending_counts() const {
+  const size_t steps = pending_steps_.size(), n = layers_.size();
+  if (steps == 0) return {};
+  std::vector<int64_t> c = pending_counts().to(Device::cpu()).to_vector<int64_t>();
+  for (size_t p = 0; p < steps; ++p)
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t changed = c[(p * n + i) * kernels::kCountColumns + kernels::kCountChanged];
+      TRANQ_CHECK(changed >= 0,
+                  "quantized layer '{}': {} weight scale values were zero or not finite at step "
+                  "{}; its codes and TALR were left unchanged from then on (initialise the "
+                  "scales, or lower the learning rate if training diverged)",
+                  layers_[i].first, -changed, pending_steps_[p]);
+    }
+  return c;
+}
+
 void QatController::sync_for_logging(const std::function<void(const QatController&)>& each_step) {
   if (!dev_) return;
   const size_t steps = pending_steps_.size(), n = layers_.size();
   if (steps > 0) {
-    const std::vector<int64_t> c =
-        history_.narrow(0, 0, static_cast<int64_t>(steps)).to(Device::cpu()).to_vector<int64_t>();
-    auto at = [&](size_t p, size_t i, int64_t col) {
-      return c[(p * n + i) * kernels::kCountColumns + static_cast<size_t>(col)];
-    };
-    for (size_t p = 0; p < steps; ++p)
-      for (size_t i = 0; i < n; ++i)
-        TRANQ_CHECK(at(p, i, kernels::kCountChanged) >= 0,
-                    "quantized layer '{}': {} weight scale values were zero or not finite at step "
-                    "{}; its codes and TALR were left unchanged from then on (initialise the "
-                    "scales, or lower the learning rate if training diverged)",
-                    layers_[i].first, -at(p, i, kernels::kCountChanged), pending_steps_[p]);
+    const std::vector<int64_t> c = fetch_pending_counts();  // raises before anything is replayed
     for (size_t p = 0; p < steps; ++p) {
       for (size_t i = 0; i < n; ++i) {
+        const int64_t* row = c.data() + (p * n + i) * kernels::kCountColumns;
         kernels::TransitionCounts k;
-        k.numel = at(p, i, kernels::kCountNumel);
-        k.changed = at(p, i, kernels::kCountChanged);
-        k.oscillated = at(p, i, kernels::kCountOscillated);
-        k.near = at(p, i, kernels::kCountNear);
+        k.numel = row[kernels::kCountNumel];
+        k.changed = row[kernels::kCountChanged];
+        k.oscillated = row[kernels::kCountOscillated];
+        k.near = row[kernels::kCountNear];
         last_[i] = rates(layers_[i].first, k);
       }
       if (each_step) each_step(*this);
@@ -174,7 +185,13 @@ LayerTransitions QatController::total() const {
 }
 
 NamedTensors QatController::state_tensors() const {
-  if (dev_) return dev_->state_tensors();
+  if (dev_) {
+    // A bad weight scale froze a layer's TALR: refuse to checkpoint that state, as the next
+    // sync would.
+    fetch_pending_counts();  // steps not synced yet
+    dev_->check_valid();     // and any step whose error was raised before but not dealt with
+    return dev_->state_tensors();
+  }
   return trs_ ? trs_->state_tensors() : NamedTensors{};
 }
 

@@ -14,10 +14,13 @@
 //   optim::TrsDeviceState from it (kernels::trs_update), and before_step points the quantized
 //   groups' ParamGroup::lr_table at the device TALRs, so a step has no host round trip. The
 //   tables of the steps since the last sync are kept on the device; last(), total() and trs()
-//   are brought up to date by sync_for_logging() (one synchronisation), which the trainer calls
-//   on logged steps. A zero or non-finite weight scale is found on the device, leaves that
-//   layer's codes and TALR unchanged, and is raised (ValueError) by the next sync_for_logging().
-//   state_tensors() reads the device state directly, so checkpoints need no sync.
+//   are brought up to date only by sync_for_logging(), which copies the pending tables and then
+//   the TRS state to the host (six device-to-host copies, five when no step is pending; see
+//   sync_for_logging). The trainer syncs on log steps, before every checkpoint, at the end of
+//   each epoch and at the end of the run (apps/trainer.cpp). A zero or non-finite weight scale is
+//   found on the device, leaves that layer's codes and TALR unchanged, and is raised (ValueError
+//   naming the layer and step) by the next sync_for_logging() or state_tensors(), whichever comes
+//   first: state_tensors() reads the device state directly but refuses a state with a bad step.
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,12 +58,15 @@ class QatController {
   // True when after_step takes the device path, i.e. leaves last(), total() and trs() to
   // sync_for_logging().
   bool deferred() const { return device_path(); }
-  // Device path: fetches the counts of every step since the previous call (one copy) and, for
-  // each of those steps in order, sets last() to that step's rates and calls each_step(*this)
-  // (so a metrics window can add every step, as it does after each after_step on the host
-  // path); then copies the device TRS state into trs(). ValueError naming the layer and step
-  // when a weight scale was zero or non-finite. Host path: nothing to do (each_step is not
-  // called; last() is always current there).
+  // Device path: fetches the counts tables of every step since the previous call (one
+  // device-to-host copy, none when no step is pending) and, for each of those steps in order,
+  // sets last() to that step's rates and calls each_step(*this) (so a metrics window can add
+  // every step exactly once, as it does after each after_step on the host path); then copies
+  // the device TRS state into trs() (optim::TrsDeviceState::sync_to: five more copies). Each
+  // copy waits for the work queued on the device. ValueError naming the layer and step, before
+  // any each_step call and with trs() unchanged, when a weight scale was zero or non-finite;
+  // the steps stay pending, so the next call raises again. Host path: nothing to do (each_step
+  // is not called; last() is always current there).
   void sync_for_logging(const std::function<void(const QatController&)>& each_step = {});
 
   // For tests: take the device path on the CPU too (TRS on, weights on one device). Its results
@@ -72,9 +78,15 @@ class QatController {
   const optim::TrsController* trs() const { return trs_.get(); }
   // Totals over all layers of the last step, weighted by layer size.
   LayerTransitions total() const;
-  // The TRS controller's state ("trs.*"; on the device path copies of the device state), empty
-  // without TRS.
+  // The TRS controller's state ("trs.*"; on the device path copies of the device state, read
+  // without a sync), empty without TRS. Device path: ValueError naming the layer and step when
+  // a pending step or an earlier one reported a zero or non-finite weight scale, so that no
+  // checkpoint holds a state frozen by it (two device-to-host copies for that check).
   NamedTensors state_tensors() const;
+  // Device path: the counts tables of the steps not yet synced, i64 [steps, layers, 4] on the
+  // weights' device (a view: writes reach the pending history); undefined when none is pending
+  // or on the host path. For inspection and tests.
+  Tensor pending_counts() const;
   void load_state(const NamedTensors& t);
 
  private:
@@ -89,6 +101,8 @@ class QatController {
   // into trs_) when the weights moved elsewhere.
   void settle();
   void device_after_step(int64_t step);
+  // pending_counts() on the host; ValueError naming the layer and step of a bad-scale report.
+  std::vector<int64_t> fetch_pending_counts() const;
   bool force_device_path_ = false;
   std::unique_ptr<optim::TrsDeviceState> dev_;
   Tensor history_;                      // i64 [capacity, L, 4] counts tables on the device

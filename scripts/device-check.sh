@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA backend's check on a GPU machine: configures build-device with the CUDA backend,
-# builds every CUDA test and benchmark (tests/test_cuda_*.cpp, test_qat_fused,
-# benchmarks/bench_cuda_*.cpp), runs `ctest -R '[Cc]uda|QatFused'` (test names are the gtest
+# builds every test that the ctest pattern below selects (tests/test_cuda_*.cpp and any other
+# file with such a test, e.g. test_qat_fused) and every CUDA benchmark (benchmarks/
+# bench_cuda_*.cpp), runs `ctest -R '[Cc]uda|QatFused'` (test names are the gtest
 # suite names: CudaQuantize, CudaOptim, CudaMemory, CudaRuntime, ... and QatFused) and the
 # benchmarks, and writes ${OUT:-device-out}/summary.txt (plus the full logs beside it).
 # Meant to finish within 8 minutes on an H200 (16 cores); every step has a time limit.
@@ -140,10 +141,19 @@ done
 grep -E "tranq: CUDA backend" "$OUT_DIR/configure.log" | tee -a "$SUMMARY"
 ((configure_rc != 0)) && tail -n 30 "$OUT_DIR/configure.log" | tee -a "$SUMMARY"
 
-# Every CUDA test and benchmark file (one target each), so that ctest -R finds no unbuilt
-# *_NOT_BUILT placeholders among the tests it selects.
-TARGETS=(test_qat_fused test_trs_device tranq_cli)
-for f in tests/test_cuda_*.cpp benchmarks/bench_cuda_*.cpp; do
+# Every test file with a test that ctest -R '[Cc]uda|QatFused' selects (one target each), so
+# that ctest runs all of them and finds no unbuilt *_NOT_BUILT placeholders: CUDA tests belong
+# in tests/test_cuda_*.cpp; other files are picked by their TEST lines (today test_qat_fused,
+# QatFused.*, and test_cli, Cli.DeviceCudaWithoutGpu..., which skips on a GPU machine). Plus
+# every CUDA benchmark and the CLI.
+TARGETS=(tranq_cli)
+for f in tests/test_*.cpp; do
+  if [[ "$f" == tests/test_cuda_* ]] ||
+     grep -qE '^(TEST|TEST_F|TEST_P|INSTANTIATE_TEST_SUITE_P)\([^)]*([Cc]uda|QatFused)' "$f"; then
+    TARGETS+=("$(basename "$f" .cpp)")
+  fi
+done
+for f in benchmarks/bench_cuda_*.cpp; do
   [[ -f "$f" ]] && TARGETS+=("$(basename "$f" .cpp)")
 done
 build_rc=1

@@ -25,11 +25,23 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/bf16.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 
 namespace tranq::kernels::cpu {
+
+// ComputePrecision::bf16 (kernels/cpu/conv2d_bf16.cpp): the fp32 functions below on rounded
+// copies of the operands. Declared here because kernels/conv2d.h's detail namespace, where
+// they belong, is outside this change.
+namespace detail {
+void conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                         const Conv2dParams& p);
+void conv2d_backward_data_bf16(const Tensor& dy, const Tensor& w, const Tensor& dx,
+                               const Conv2dParams& p);
+void conv2d_backward_weight_bf16(const Tensor& x, const Tensor& dy, const Tensor& dw,
+                                 const Conv2dParams& p);
+}  // namespace detail
+
 namespace {
 
 using Geom = Conv2dGeometry;
@@ -470,14 +482,8 @@ double sum_contiguous(const T* v, int64_t n) {
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                     const Conv2dParams& p, ComputePrecision precision) {
+  if (precision == ComputePrecision::bf16) return detail::conv2d_forward_bf16(x, w, bias, y, p);
   const char* op = "conv2d_forward";
-  if (precision == ComputePrecision::bf16) {
-    // bf16 autocast is defined as the fp32 convolution of the rounded operands (exact
-    // products); the bias is added in f32 as in fp32.
-    check_bf16_dtypes(op, {&x, &w, &bias, &y});
-    return cpu::conv2d_forward(bf16_rounded_copy(x, op, "x"), bf16_rounded_copy(w, op, "weight"),
-                               bias, y, p, ComputePrecision::fp32);
-  }
   check_tensor(x, x, op, "x");
   check_tensor(w, x, op, "weight");
   check_tensor(y, x, op, "y");
@@ -498,13 +504,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
                           const Conv2dParams& p, ComputePrecision precision) {
+  if (precision == ComputePrecision::bf16) return detail::conv2d_backward_data_bf16(dy, w, dx, p);
   const char* op = "conv2d_backward_data";
-  if (precision == ComputePrecision::bf16) {
-    check_bf16_dtypes(op, {&dy, &w, &dx});
-    return cpu::conv2d_backward_data(bf16_rounded_copy(dy, op, "dy"),
-                                     bf16_rounded_copy(w, op, "weight"), dx, p,
-                                     ComputePrecision::fp32);
-  }
   check_tensor(dx, dx, op, "dx");
   check_tensor(dy, dx, op, "dy");
   check_tensor(w, dx, op, "weight");
@@ -521,13 +522,8 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
 
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
                             const Conv2dParams& p, ComputePrecision precision) {
+  if (precision == ComputePrecision::bf16) return detail::conv2d_backward_weight_bf16(x, dy, dw, p);
   const char* op = "conv2d_backward_weight";
-  if (precision == ComputePrecision::bf16) {
-    check_bf16_dtypes(op, {&x, &dy, &dw});
-    return cpu::conv2d_backward_weight(bf16_rounded_copy(x, op, "x"),
-                                       bf16_rounded_copy(dy, op, "dy"), dw, p,
-                                       ComputePrecision::fp32);
-  }
   check_tensor(x, x, op, "x");
   check_tensor(dy, x, op, "dy");
   check_tensor(dw, x, op, "dw");

@@ -1,6 +1,9 @@
 // CUDA TALR controller update: one thread per layer runs kernels/trs_math.h's
 // trs_layer_update on its row of the counts table and its state, on the current stream, with
 // no host round trip. Each layer's bad_step entry is written by its own thread only.
+// The formula's multiply-adds are explicit __fma_rn calls there and no product meets an
+// addition, so nvcc's contraction (--fmad) has nothing to fuse: the kernel computes the bits of
+// TrsController::update and of the CPU kernel.
 #include "kernels/cuda/common.cuh"
 #include "kernels/transition_stats.h"
 #include "kernels/trs_update.h"
