@@ -8,7 +8,8 @@ follows its target.
 Runs are grouped by their name without the "-sN" seed suffix. Following the target: over the
 logged steps after the first 10% of training, the share of (step, layer) pairs whose running TR
 (the EMA) lies within a factor of 1.5 of the target; "while R_t > R_0/10" restricts that to the
-part of training where the cosine target has not yet decayed below a tenth of its start.
+part of training where the cosine target has not yet decayed below a tenth of its start;
+"worst layer" is the lowest per-layer share of the first kind over all layers and seeds.
 """
 import json, math, os, re, statistics, sys
 from collections import defaultdict
@@ -32,7 +33,7 @@ def following(rows):
     last = steps[-1]["step"]
     r0 = max(r["target_tr"] for r in steps)
     inside = total = inside_hi = total_hi = 0
-    worst = defaultdict(int)
+    per_layer = defaultdict(lambda: [0, 0])  # name -> [inside, total]
     for r in steps:
         if r["step"] < 0.1 * last:
             continue
@@ -44,9 +45,10 @@ def following(rows):
             if t > r0 / 10:
                 total_hi += 1
                 inside_hi += ok
-            if not ok:
-                worst[name] += 1
-    return inside / max(total, 1), inside_hi / max(total_hi, 1)
+            per_layer[name][0] += ok
+            per_layer[name][1] += 1
+    worst = min(a / max(b, 1) for a, b in per_layer.values())
+    return inside / max(total, 1), inside_hi / max(total_hi, 1), worst
 
 
 def main():
@@ -66,15 +68,16 @@ def main():
         f = following(rows)
         if f:
             follow[key].append(f)
-    print("| run | seeds | test acc % (each) | mean | spread (max-min) | TR within 1.5x of target | same, while R_t > R_0/10 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | seeds | test acc % (each) | mean | spread (max-min) | TR within 1.5x of target | same, while R_t > R_0/10 | worst layer |")
+    print("|---|---|---|---|---|---|---|---|")
     for key in sorted(groups):
         accs = groups[key]
         fl = follow.get(key)
         f1 = f"{100 * statistics.mean(x[0] for x in fl):.0f}%" if fl else "-"
         f2 = f"{100 * statistics.mean(x[1] for x in fl):.0f}%" if fl else "-"
+        f3 = f"{100 * min(x[2] for x in fl):.0f}%" if fl else "-"
         print(f"| {key} | {len(accs)} | {', '.join(f'{a:.2f}' for a in accs)} | {statistics.mean(accs):.2f} | "
-              f"{max(accs) - min(accs):.2f} | {f1} | {f2} |")
+              f"{max(accs) - min(accs):.2f} | {f1} | {f2} | {f3} |")
 
 
 if __name__ == "__main__":
