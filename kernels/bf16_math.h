@@ -11,13 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
-#ifndef TRANQ_HD
-#if defined(__CUDACC__)
-#define TRANQ_HD __host__ __device__
-#else
-#define TRANQ_HD
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace tranq::kernels::bf16 {
 

@@ -87,6 +87,14 @@ void depthwise_backward_data(const Conv2dGeometry& g, const Tensor& dy, const Te
                              const Tensor& dx);
 void depthwise_backward_weight(const Conv2dGeometry& g, const Tensor& x, const Tensor& dy,
                                const Tensor& dw);
+// ComputePrecision::bf16 (kernels/cpu/conv2d_bf16.cpp): the fp32 functions above on copies of
+// the two product operands rounded to bfloat16; bias and outputs stay f32.
+void conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                         const Conv2dParams& p);
+void conv2d_backward_data_bf16(const Tensor& dy, const Tensor& w, const Tensor& dx,
+                               const Conv2dParams& p);
+void conv2d_backward_weight_bf16(const Tensor& x, const Tensor& dy, const Tensor& dw,
+                                 const Conv2dParams& p);
 }  // namespace detail
 }  // namespace cpu
 

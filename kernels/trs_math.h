@@ -8,19 +8,12 @@
 // and no product is left next to an addition, so no compiler has a contraction choice left:
 // the host controller, the CPU kernel and the CUDA kernel compute the same bits whatever
 // -march or -ffp-contract they are built with. The fused operations are the ones GCC 12 picks
-// for the plain expressions under -march=native (what TrsController::update computed before),
-// so training results did not change. No CUDA headers: under nvcc the functions become
+// for the plain expressions under -march=native. No CUDA headers: under nvcc the functions become
 // __host__ __device__.
 #include <cmath>
 #include <cstdint>
 
-#ifndef TRANQ_HD
-#if defined(__CUDACC__)
-#define TRANQ_HD __host__ __device__
-#else
-#define TRANQ_HD
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace tranq::kernels {
 

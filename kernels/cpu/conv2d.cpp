@@ -30,18 +30,6 @@
 
 namespace tranq::kernels::cpu {
 
-// ComputePrecision::bf16 (kernels/cpu/conv2d_bf16.cpp): the fp32 functions below on rounded
-// copies of the operands. Declared here because kernels/conv2d.h's detail namespace, where
-// they belong, is outside this change.
-namespace detail {
-void conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                         const Conv2dParams& p);
-void conv2d_backward_data_bf16(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                               const Conv2dParams& p);
-void conv2d_backward_weight_bf16(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                                 const Conv2dParams& p);
-}  // namespace detail
-
 namespace {
 
 using Geom = Conv2dGeometry;

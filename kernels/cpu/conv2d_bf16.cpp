@@ -8,14 +8,6 @@
 
 namespace tranq::kernels::cpu::detail {
 
-// Declared in kernels/cpu/conv2d.cpp, their caller.
-void conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
-                         const Conv2dParams& p);
-void conv2d_backward_data_bf16(const Tensor& dy, const Tensor& w, const Tensor& dx,
-                               const Conv2dParams& p);
-void conv2d_backward_weight_bf16(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                                 const Conv2dParams& p);
-
 void conv2d_forward_bf16(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                          const Conv2dParams& p) {
   const char* op = "conv2d_forward";
