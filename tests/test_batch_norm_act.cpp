@@ -81,7 +81,9 @@ TEST(BatchNormAct, MatchesUnfusedChainInF32) {
           EXPECT_NEAR(va[i], vb[i], 1e-5f * (1.0f + std::fabs(va[i]))) << k << " at " << i;
       }
       EXPECT_EQ(gb[3].defined(), residual);
-      if (residual) EXPECT_TRUE(test::bitwise_equal(ga[3], gb[3]));
+      if (residual) {
+        EXPECT_TRUE(test::bitwise_equal(ga[3], gb[3]));
+      }
     }
   }
 }
