@@ -10,7 +10,7 @@ namespace tranq::app {
   X(warmup_steps) X(weight_decay) X(momentum) X(nesterov) X(label_smoothing) X(augment) X(seed) \
   X(threads) X(workers) X(out) X(checkpoint_every) X(log_every) X(max_steps) X(init_from)    \
   X(strict) X(weight_bits) X(act_bits) X(first_last_bits) X(per_channel) X(scale_init)           \
-  X(lsq_grad_scale) X(scale_lr) X(weight_scale) X(target_tr) X(tr_factor) X(target_tr_schedule) X(talr_rule)     \
+  X(lsq_grad_scale) X(scale_lr) X(target_tr) X(tr_factor) X(target_tr_schedule) X(talr_rule)     \
   X(talr_init) X(talr_gain) X(tr_momentum)
 // clang-format on
 
@@ -30,6 +30,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["image_size"] = c.image_size;
   j["device"] = c.device;
   j["precision"] = c.precision;
+  j["weight_scale"] = c.weight_scale;
   return j;
 }
 
@@ -43,6 +44,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
     c.image_size = j.value("image_size", int64_t{0});
     c.device = j.value("device", std::string("cpu"));
     c.precision = j.value("precision", std::string("fp32"));
+    c.weight_scale = j.value("weight_scale", std::string("auto"));
   } catch (const nlohmann::json::exception& e) {
     TRANQ_THROW(FormatError, "run config is incomplete or mistyped: {}", e.what());
   }

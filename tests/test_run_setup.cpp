@@ -6,6 +6,7 @@
 #include <set>
 
 #include "apps/run_setup.h"
+#include "apps/train_config.h"
 #include "core/autograd.h"
 #include "core/safetensors.h"
 #include "gradcheck.h"
@@ -182,3 +183,35 @@ TEST(Export, IntegerModelRoundTrip) {
 }
 
 }  // namespace
+
+TEST(TrainConfigJson, RoundTripAndOlderRuns) {
+  app::TrainConfig c = qat_config("sgdt");
+  c.weight_scale = "learned";
+  c.precision = "bf16";
+  c.device = "cuda:1";
+  c.image_size = 64;
+  c.tr_momentum = 0.95;
+  const nlohmann::json j = app::to_json(c);
+  const app::TrainConfig back = app::config_from_json(j);
+  EXPECT_EQ(app::to_json(back), j);
+  EXPECT_EQ(back.weight_scale, "learned");
+  EXPECT_EQ(back.precision, "bf16");
+
+  // Runs made before these settings existed resume with the defaults they ran with.
+  nlohmann::json old = j;
+  for (const char* k : {"weight_scale", "precision", "device", "image_size"}) old.erase(k);
+  const app::TrainConfig o = app::config_from_json(old);
+  EXPECT_EQ(o.weight_scale, "auto");
+  EXPECT_EQ(o.precision, "fp32");
+  EXPECT_EQ(o.device, "cpu");
+  EXPECT_EQ(o.image_size, 0);
+  EXPECT_EQ(o.tr_momentum, 0.95);
+
+  // Anything else missing or mistyped is a FormatError.
+  nlohmann::json broken = j;
+  broken.erase("lr");
+  EXPECT_THROW(app::config_from_json(broken), FormatError);
+  broken = j;
+  broken["epochs"] = "ten";
+  EXPECT_THROW(app::config_from_json(broken), FormatError);
+}
