@@ -19,6 +19,10 @@ Tensor bf16_rounded_copy(const Tensor& x, const char* op, const char* arg);
 // tensors only).
 void check_bf16_dtypes(const char* op, std::initializer_list<const Tensor*> tensors);
 
+// The argument checks of round_to_bf16 that every backend runs first (defined, f32, one shape,
+// contiguous).
+void check_round_to_bf16_args(const Tensor& x, const Tensor& out);
+
 namespace cpu {
 void round_to_bf16(const Tensor& x, const Tensor& out);
 }  // namespace cpu

@@ -6,15 +6,7 @@
 namespace tranq::kernels::cpu {
 
 void round_to_bf16(const Tensor& x, const Tensor& out) {
-  const char* op = "round_to_bf16";
-  check_defined(x, op, "x");
-  check_defined(out, op, "out");
-  TRANQ_CHECK(x.dtype() == DType::f32 && out.dtype() == DType::f32,
-              "{}: expected f32 tensors, got x {} and out {}", op, tensor_str(x), tensor_str(out));
-  TRANQ_CHECK(x.shape() == out.shape(), "{}: out {} must have x's shape {}", op, tensor_str(out),
-              tensor_str(x));
-  TRANQ_CHECK(x.is_contiguous() && out.is_contiguous(),
-              "{}: needs contiguous tensors; call contiguous() first", op);
+  check_round_to_bf16_args(x, out);
   const float* src = x.data<float>();
   float* dst = out.data<float>();
   const int64_t n = x.numel();

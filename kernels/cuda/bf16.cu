@@ -29,15 +29,8 @@ __global__ void to_bits_kernel(const float* x, uint16_t* y, int64_t n) {
 }  // namespace
 
 void round_to_bf16(const Tensor& x, const Tensor& out) {
+  check_round_to_bf16_args(x, out);
   const char* op = "round_to_bf16";
-  check_defined(x, op, "x");
-  check_defined(out, op, "out");
-  TRANQ_CHECK(x.dtype() == DType::f32 && out.dtype() == DType::f32,
-              "{}: expected f32 tensors, got x {} and out {}", op, tensor_str(x), tensor_str(out));
-  TRANQ_CHECK(x.shape() == out.shape(), "{}: out {} must have x's shape {}", op, tensor_str(out),
-              tensor_str(x));
-  check_contiguous(x, op, "x");
-  check_contiguous(out, op, "out");
   check_on_device(op, x.device(), {{"out", &out}});
   const int64_t n = x.numel();
   if (n == 0) return;
