@@ -27,6 +27,8 @@ done
 for seed in 1 2; do
   run "w2a2-sgdt-r0.002-s$seed" --optimizer sgdt --seed "$seed" --target-tr 0.002
 done
+run w2a2-adamt-r0.002-s0 --optimizer adamt --lr 1e-3 --weight-decay 0 --seed 0 --target-tr 0.002
+run w1a1-sgdt-r0.002-s0 --optimizer sgdt --seed 0 --target-tr 0.002 --wbits 1
 run w2a2-sgd-frozen-s0 --optimizer sgd --seed 0 --weight-scale frozen
 run w2a2-sgdt-learned-s0 --optimizer sgdt --seed 0 --weight-scale learned
 python3 "$(dirname "$0")/qat_summary.py" "$out"
