@@ -16,4 +16,12 @@ namespace tranq::quant {
 Tensor fake_quantize(const Tensor& x, const Tensor& scale, const kernels::QuantRange& r,
                      bool lsq_grad_scale = false, const Tensor& codes = Tensor());
 
+// fake_quantize(x, scale, r, lsq_grad_scale) whose forward value was computed already: y must
+// hold exactly the values fake_quantize would (e.g. from kernels::quantize_weight_and_count
+// over the same x and scale), contiguous, x's shape, dtype and device. Returns y, recorded with
+// fake_quantize's backward, so values and gradients equal fake_quantize's without reading x.
+Tensor fake_quantize_precomputed(const Tensor& x, const Tensor& scale,
+                                 const kernels::QuantRange& r, bool lsq_grad_scale,
+                                 const Tensor& y);
+
 }  // namespace tranq::quant

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "kernels/qat_fused.h"
 #include "kernels/transition_stats.h"
 
 namespace tranq::quant {
@@ -47,6 +48,7 @@ void QatController::initialise() {
   pending_steps_.clear();
   for (size_t i = 0; i < layers_.size(); ++i) {
     QuantizedLayer* q = layers_[i].second;
+    q->drop_prepared_weight();
     last_[i] = rates(layers_[i].first, kernels::weight_transition_init(
                                            q->weight().detach(), q->weight_scale().detach(),
                                            q->weight_range(), q->codes(), q->prev_codes()));
@@ -108,9 +110,16 @@ void QatController::device_after_step(int64_t step) {
   const Tensor table = history_.select(0, used);
   for (size_t i = 0; i < layers_.size(); ++i) {
     QuantizedLayer* q = layers_[i].second;
-    kernels::weight_transition_pass_into(q->weight().detach(), q->weight_scale().detach(),
-                                         q->weight_range(), q->codes(), q->prev_codes(),
-                                         kNearFraction, table, static_cast<int64_t>(i));
+    const Tensor w = q->weight().detach(), scale = q->weight_scale().detach();
+    const int64_t row = static_cast<int64_t>(i);
+    if (const Tensor y = prepared_buffer(i); y.defined()) {
+      kernels::quantize_weight_and_count_into(w, scale, q->weight_range(), y, q->codes(),
+                                              q->prev_codes(), kNearFraction, table, row);
+      q->set_prepared_weight(y);
+    } else {
+      kernels::weight_transition_pass_into(w, scale, q->weight_range(), q->codes(),
+                                           q->prev_codes(), kNearFraction, table, row);
+    }
   }
   dev_->update(step, table);
   pending_steps_.push_back(step);
@@ -165,12 +174,26 @@ void QatController::after_step(int64_t step) {
   std::vector<double> k(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
     QuantizedLayer* q = layers_[i].second;
-    last_[i] = rates(layers_[i].first, kernels::weight_transition_pass(
-                                           q->weight().detach(), q->weight_scale().detach(),
-                                           q->weight_range(), q->codes(), q->prev_codes()));
+    const Tensor w = q->weight().detach(), scale = q->weight_scale().detach();
+    kernels::TransitionCounts c;
+    if (const Tensor y = prepared_buffer(i); y.defined()) {
+      c = kernels::quantize_weight_and_count(w, scale, q->weight_range(), y, q->codes(),
+                                             q->prev_codes(), kNearFraction);
+      q->set_prepared_weight(y);
+    } else {
+      c = kernels::weight_transition_pass(w, scale, q->weight_range(), q->codes(), q->prev_codes(),
+                                          kNearFraction);
+    }
+    last_[i] = rates(layers_[i].first, c);
     k[i] = last_[i].tr;
   }
   if (trs_) trs_->update(step, k);
+}
+
+Tensor QatController::prepared_buffer(size_t i) const {
+  if (!prepare_weights_) return Tensor();
+  const Tensor& w = layers_[i].second->weight();
+  return Tensor::empty(w.shape(), w.dtype(), w.device());
 }
 
 LayerTransitions QatController::total() const {
@@ -196,6 +219,8 @@ NamedTensors QatController::state_tensors() const {
 }
 
 void QatController::load_state(const NamedTensors& t) {
+  // Restoring a checkpoint replaces the weights the prepared values were computed from.
+  for (auto& [name, q] : layers_) q->drop_prepared_weight();
   if (trs_) trs_->load_state(t);
   if (dev_) {
     dev_->load_from(*trs_);

@@ -1,6 +1,7 @@
 #pragma once
 // One controller over any optimizer: after each optimizer step it counts every quantized
-// layer's level transitions (one fused pass over the latent weights) and, under TRS, feeds the
+// layer's level transitions (one fused pass over the latent weights that also writes the
+// quantized weight the next forward uses) and, under TRS, feeds the
 // rates to the TALR controller, which sets the learning rate of the quantized-weight groups for
 // the next step. SGDT / AdamT / AdamWT are SGD / Adam / AdamW plus this controller with a
 // TrsController; plain QAT runs use it without one, for the same statistics.
@@ -72,6 +73,11 @@ class QatController {
   // For tests: take the device path on the CPU too (TRS on, weights on one device). Its results
   // equal the host path's bit for bit there.
   void set_force_device_path(bool on) { force_device_path_ = on; }
+  // On by default: the counting pass after each step also writes every layer's quantized
+  // weight for the next forward (QuantizedLayer::set_prepared_weight), one read of the latent
+  // weights for both. Off: it only counts, and the forward quantizes again (same results; for
+  // tests and benchmarks).
+  void set_prepare_weights(bool on) { prepare_weights_ = on; }
 
   // Host path: the last step's. Device path: the last synced step's (see sync_for_logging).
   const std::vector<LayerTransitions>& last() const { return last_; }
@@ -87,6 +93,7 @@ class QatController {
   // weights' device (a view: writes reach the pending history); undefined when none is pending
   // or on the host path. For inspection and tests.
   Tensor pending_counts() const;
+  // Also drops the layers' prepared weights (the weights are being restored).
   void load_state(const NamedTensors& t);
 
  private:
@@ -103,7 +110,10 @@ class QatController {
   void device_after_step(int64_t step);
   // pending_counts() on the host; ValueError naming the layer and step of a bad-scale report.
   std::vector<int64_t> fetch_pending_counts() const;
+  // A fresh buffer for layer i's quantized weight, or undefined when not preparing.
+  Tensor prepared_buffer(size_t i) const;
   bool force_device_path_ = false;
+  bool prepare_weights_ = true;
   std::unique_ptr<optim::TrsDeviceState> dev_;
   Tensor history_;                      // i64 [capacity, L, 4] counts tables on the device
   std::vector<int64_t> pending_steps_;  // the steps of history_'s first rows, not yet synced

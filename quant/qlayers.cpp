@@ -78,6 +78,7 @@ kernels::QuantRange QuantizedLayer::weight_range() const { return kernels::weigh
 kernels::QuantRange QuantizedLayer::act_range() const { return kernels::activation_range(spec_.act_bits); }
 
 void QuantizedLayer::init_weight_scale() {
+  drop_prepared_weight();
   const int64_t rows = weight_scale_.numel();
   std::vector<double> s(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r)
@@ -99,12 +100,27 @@ Tensor QuantizedLayer::quantized_input(const Tensor& x_in) {
   return fake_quantize(x, act_scale_, act_range(), spec_.lsq_grad_scale);
 }
 
-Tensor QuantizedLayer::quantized_weight() const {
+void QuantizedLayer::set_prepared_weight(Tensor y) {
+  check_defined(y, "set_prepared_weight", "y");
+  TRANQ_CHECK(y.shape() == weight_.shape() && y.dtype() == weight_.dtype() &&
+                  y.device() == weight_.device() && y.is_contiguous(),
+              "set_prepared_weight: expected a contiguous {} {} on {}, got {}",
+              shape_str(weight_.shape()), dtype_name(weight_.dtype()), weight_.device().str(),
+              tensor_str(y));
+  prepared_weight_ = std::move(y);
+}
+
+Tensor QuantizedLayer::quantized_weight() {
+  Tensor prepared = std::move(prepared_weight_);
+  prepared_weight_ = Tensor();
   if (integer_mode_) {
     Tensor w = Tensor::empty(weight_.shape(), weight_.dtype(), weight_.device());
     kernels::dequantize_codes(codes_, weight_range(), w);
     return w;
   }
+  if (prepared.defined() && prepared.device() == weight_.device())
+    return fake_quantize_precomputed(weight_, weight_scale_, weight_range(), spec_.lsq_grad_scale,
+                                     prepared);
   return fake_quantize(weight_, weight_scale_, weight_range(), spec_.lsq_grad_scale);
 }
 

@@ -57,15 +57,28 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
   // code(latent weights) with the current scale, freshly computed (what export writes).
   Tensor compute_codes() const;
 
+  // The quantized weight of the current latent weights and scale, computed ahead by the pass
+  // that counts transitions after an optimizer step (kernels::quantize_weight_and_count, via
+  // QatController), so a training step reads the latent weights once for both. The next
+  // forward uses it instead of quantizing again (same values, same gradients) and drops it.
+  // It must equal fake_quantize(weight(), weight_scale()) bit for bit: whoever changes the
+  // weights or the scale in between must drop it (init_weight_scale does; moving the layer to
+  // another device makes it unusable, and it is then ignored).
+  void set_prepared_weight(Tensor y);
+  void drop_prepared_weight() { prepared_weight_ = Tensor(); }
+  const Tensor& prepared_weight() const { return prepared_weight_; }  // undefined when none
+
  protected:
   QuantizedLayer(Tensor weight, Tensor bias, const QuantSpec& spec);
   Tensor quantized_input(const Tensor& x);
-  Tensor quantized_weight() const;
+  // Uses and drops a prepared weight (set_prepared_weight) when there is one.
+  Tensor quantized_weight();
   const Tensor& bias() const { return bias_; }
 
  private:
   QuantSpec spec_;
   Tensor weight_, bias_, weight_scale_, act_scale_, codes_, prev_codes_;
+  Tensor prepared_weight_;
   bool calibrating_ = false;
   bool integer_mode_ = false;
 };

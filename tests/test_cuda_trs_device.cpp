@@ -14,6 +14,7 @@
 #include "core/autograd.h"
 #include "cuda_test_util.h"
 #include "kernels/optim_update.h"
+#include "kernels/qat_fused.h"
 #include "kernels/transition_stats.h"
 #include "kernels/trs_update.h"
 #include "optim/trs.h"
@@ -78,6 +79,48 @@ TEST(CudaTrsDevice, TransitionIntoReportsABadScaleInTheRow) {
   EXPECT_EQ(tc.to(Device::cpu()).to_vector<int64_t>(), (std::vector<int64_t>{400, -2, 0, 0}));
   EXPECT_TRUE(bits_equal(c.codes, a.codes));  // untouched
   EXPECT_TRUE(bits_equal(c.prev, a.prev));
+}
+
+// The fused pass of a training step: codes, counts row and quantized weight equal the CPU's
+// bit for bit; a bad scale leaves the codes alone, reports in the row and writes NaN values.
+TEST(CudaTrsDevice, QuantizeAndCountIntoEqualsCpu) {
+  TRANQ_REQUIRE_CUDA();
+  for (DType dt : {DType::f32, DType::f64})
+    for (int bits : {1, 2, 4, 8}) {
+      const QuantRange r = kernels::weight_range(bits);
+      PassInput a = pass_input(dt, 8, 5000, 60 + bits);
+      PassInput c{a.w.to(Device::cuda()), a.scale.to(Device::cuda()), a.codes.to(Device::cuda()),
+                  a.prev.to(Device::cuda())};
+      Tensor ta = Tensor::zeros({2, 4}, DType::i64);
+      Tensor tc = Tensor::full({2, 4}, 99.0, DType::i64).to(Device::cuda());
+      for (int step = 0; step < 3; ++step) {
+        nudge(a.w, 300 + step);
+        c.w.copy_(a.w);
+        Tensor ya = Tensor::empty(a.w.shape(), dt), yc = Tensor::empty(a.w.shape(), dt, Device::cuda());
+        kernels::quantize_weight_and_count_into(a.w, a.scale, r, ya, a.codes, a.prev, 0.1, ta, 1);
+        kernels::quantize_weight_and_count_into(c.w, c.scale, r, yc, c.codes, c.prev, 0.1, tc, 1);
+        const std::string what =
+            std::string(dtype_name(dt)) + " bits " + std::to_string(bits) + " step " +
+            std::to_string(step);
+        EXPECT_TRUE(bits_equal(ta.narrow(0, 1, 1), tc.narrow(0, 1, 1))) << what;
+        EXPECT_TRUE(bits_equal(ya, yc)) << what;
+        EXPECT_TRUE(bits_equal(a.codes, c.codes)) << what;
+        EXPECT_TRUE(bits_equal(a.prev, c.prev)) << what;
+      }
+    }
+  const QuantRange r = kernels::weight_range(2);
+  PassInput a = pass_input(DType::f32, 4, 100, 5);
+  std::vector<float> s = a.scale.to_vector<float>();
+  s[2] = INFINITY;
+  PassInput c{a.w.to(Device::cuda()), Tensor::from_vector<float>(s, {4}).to(Device::cuda()),
+              a.codes.to(Device::cuda()), a.prev.to(Device::cuda())};
+  Tensor tc = Tensor::zeros({1, 4}, DType::i64, Device::cuda());
+  Tensor yc = Tensor::zeros(a.w.shape(), DType::f32, Device::cuda());
+  kernels::quantize_weight_and_count_into(c.w, c.scale, r, yc, c.codes, c.prev, 0.1, tc, 0);
+  EXPECT_EQ(tc.to(Device::cpu()).to_vector<int64_t>(), (std::vector<int64_t>{400, -1, 0, 0}));
+  EXPECT_TRUE(bits_equal(c.codes, a.codes));
+  EXPECT_TRUE(bits_equal(c.prev, a.prev));
+  for (float v : yc.to(Device::cpu()).to_vector<float>()) ASSERT_TRUE(std::isnan(v));
 }
 
 TEST(CudaTrsDevice, TrsUpdateMatchesCpu) {
@@ -195,6 +238,10 @@ TEST(CudaTrsDevice, QatControllerStepMatchesCpu) {
         ASSERT_TRUE(bits_equal(a.layers[i].second->codes(), b.layers[i].second->codes()))
             << "step " << step << " layer " << i;
         ASSERT_TRUE(bits_equal(a.layers[i].second->prev_codes(), b.layers[i].second->prev_codes()));
+        // The quantized weights the fused pass prepared for the next forward.
+        ASSERT_TRUE(b.layers[i].second->prepared_weight().defined());
+        ASSERT_TRUE(bits_equal(a.layers[i].second->prepared_weight(),
+                               b.layers[i].second->prepared_weight()));
       }
     }
     std::vector<std::vector<std::vector<int64_t>>> replay;

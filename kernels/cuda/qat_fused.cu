@@ -14,4 +14,12 @@ TransitionCounts quantize_weight_and_count(const Tensor& w, const Tensor& scale,
   return transition_launch(op, w, scale, r, y, codes, prev_codes, near_fraction, false);
 }
 
+void quantize_weight_and_count_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
+                                    const Tensor& y, const Tensor& codes, const Tensor& prev_codes,
+                                    double near_fraction, const Tensor& counts, int64_t row) {
+  const char* op = "quantize_weight_and_count_into";
+  check_defined(y, op, "y");
+  transition_launch_into(op, w, scale, r, y, codes, prev_codes, near_fraction, counts, row);
+}
+
 }  // namespace tranq::kernels::cuda

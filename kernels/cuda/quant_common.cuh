@@ -19,4 +19,12 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
                                    const QuantRange& r, const Tensor& y, const Tensor& codes,
                                    const Tensor& prev_codes, double near_fraction, bool init);
 
+// The pass of transition_launch (init = false) into row `row` of a device counts table, never
+// waiting (kernels::weight_transition_pass_into's contract); with y defined it also writes
+// y = value(w), or NaN when a scale is bad (kernels::quantize_weight_and_count_into).
+void transition_launch_into(const char* op, const Tensor& w, const Tensor& scale,
+                            const QuantRange& r, const Tensor& y, const Tensor& codes,
+                            const Tensor& prev_codes, double near_fraction, const Tensor& counts,
+                            int64_t row);
+
 }  // namespace tranq::kernels::cuda

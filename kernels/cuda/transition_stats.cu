@@ -12,6 +12,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/quant_common.cuh"
 #include "kernels/dispatch.h"
+#include "kernels/qat_fused.h"
 #include "kernels/quantize.h"
 #include "kernels/transition_stats.h"
 
@@ -29,6 +30,18 @@ using ::tranq::cuda::mul_rn;
 
 // counters[kChanged..kNear] are the counts; counters[kBadScales] the invalid scales.
 enum Counter { kChanged = 0, kOscillated = 1, kNear = 2, kBadScales = 3, kNumCounters = 4 };
+
+// A quiet NaN of T, written over the values of a pass whose scale was bad.
+template <class T>
+__device__ T nan_of();
+template <>
+__device__ float nan_of<float>() {
+  return __int_as_float(0x7fc00000);
+}
+template <>
+__device__ double nan_of<double>() {
+  return __longlong_as_double(0x7ff8000000000000LL);
+}
 
 // Adds the number of zero or non-finite scale values to *bad.
 template <class T>
@@ -56,10 +69,15 @@ __global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int
                                   int64_t inner, QuantRange r, T nf, unsigned long long* counters,
                                   const unsigned long long* bad) {
   __shared__ long long smem[kThreads];
-  // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
-  if (*bad != 0) return;
   int64_t c, b, e;
   quant_piece(blockIdx.x, inner, kCudaChunk, &c, &b, &e);
+  // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
+  // Values still get written: NaN, so that a forward using them cannot look healthy.
+  if (*bad != 0) {
+    if constexpr (kValues)
+      for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) y[i] = nan_of<T>();
+    return;
+  }
   const T m = quant_multiplier(scale[c], r);
   const T lo = static_cast<T>(r.lo), hi = static_cast<T>(r.hi), hi1 = static_cast<T>(r.hi - 1);
   const T inv_g = T(1) / static_cast<T>(r.g);
@@ -143,13 +161,17 @@ void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const Qua
 
 // The _into forms: the row is zeroed, counted into and completed on the stream; nothing waits.
 void transition_into(const char* op, const Tensor& w, const Tensor& scale, const QuantRange& r,
-                     const Tensor& codes, const Tensor& prev_codes, double near_fraction,
-                     const Tensor& counts, int64_t row, bool init) {
+                     const Tensor& y, const Tensor& codes, const Tensor& prev_codes,
+                     double near_fraction, const Tensor& counts, int64_t row, bool init) {
   check_transition_args(op, w, scale, r, codes, prev_codes, near_fraction);
+  if (y.defined()) check_fused_values(op, w, y);
   check_counts_table(op, w, counts, row);
-  check_on_device(
-      op, w.device(),
-      {{"scale", &scale}, {"codes", &codes}, {"prev_codes", &prev_codes}, {"counts", &counts}});
+  check_on_device(op, w.device(),
+                  {{"scale", &scale},
+                   {"y", &y},
+                   {"codes", &codes},
+                   {"prev_codes", &prev_codes},
+                   {"counts", &counts}});
   const int index = w.device().index;
   DeviceGuard guard(index);
   cudaStream_t stream = current_stream(index);
@@ -161,13 +183,19 @@ void transition_into(const char* op, const Tensor& w, const Tensor& scale, const
   TRANQ_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), stream));
   TRANQ_CUDA_CHECK(cudaMemsetAsync(prow, 0, kCountColumns * sizeof(long long), stream));
   auto* counters = reinterpret_cast<unsigned long long*>(prow + kCountChanged);
-  launch_pass(op, w, scale, r, Tensor(), codes, prev_codes, near_fraction, init, stream, counters,
-              bad);
+  launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters, bad);
   finish_row_kernel<<<1, 1, 0, stream>>>(prow, w.numel(), bad);
   TRANQ_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
+
+void transition_launch_into(const char* op, const Tensor& w, const Tensor& scale,
+                            const QuantRange& r, const Tensor& y, const Tensor& codes,
+                            const Tensor& prev_codes, double near_fraction, const Tensor& counts,
+                            int64_t row) {
+  transition_into(op, w, scale, r, y, codes, prev_codes, near_fraction, counts, row, false);
+}
 
 TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor& scale,
                                    const QuantRange& r, const Tensor& y, const Tensor& codes,
@@ -222,15 +250,15 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
 void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                  const Tensor& codes, const Tensor& prev_codes,
                                  double near_fraction, const Tensor& counts, int64_t row) {
-  transition_into("weight_transition_init_into", w, scale, r, codes, prev_codes, near_fraction,
-                  counts, row, true);
+  transition_into("weight_transition_init_into", w, scale, r, Tensor(), codes, prev_codes,
+                  near_fraction, counts, row, true);
 }
 
 void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                  const Tensor& codes, const Tensor& prev_codes,
                                  double near_fraction, const Tensor& counts, int64_t row) {
-  transition_into("weight_transition_pass_into", w, scale, r, codes, prev_codes, near_fraction,
-                  counts, row, false);
+  transition_into("weight_transition_pass_into", w, scale, r, Tensor(), codes, prev_codes,
+                  near_fraction, counts, row, false);
 }
 
 }  // namespace tranq::kernels::cuda
