@@ -23,6 +23,13 @@ class DeviceBackend {
   // Copies between this device and the host or itself; src and dst name their devices.
   virtual void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) = 0;
   virtual void fill_zero(void* dst, Device dev, size_t bytes) = 0;
+  // Host to device without waiting: the copy is queued where later work on dst_dev sees its
+  // result, and src's host memory is held back from reuse until the copy has read it, so the
+  // caller may free it at once. Only page-locked memory from pinned_allocator() can be copied
+  // so; the default (and any other src) copies synchronously, as copy() does.
+  virtual void copy_from_pinned_async(void* dst, Device dst_dev, const void* src, size_t bytes) {
+    copy(dst, dst_dev, src, Device::cpu(), bytes);
+  }
 };
 
 void register_backend(DeviceType type, DeviceBackend* backend);

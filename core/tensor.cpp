@@ -336,6 +336,15 @@ Tensor Tensor::to(Device dev) const {
   return out;
 }
 
+Tensor Tensor::to(Device dev, bool non_blocking) const {
+  if (!non_blocking || dev == device() || !device().is_cpu() || dev.is_cpu() || !is_contiguous())
+    return to(dev);
+  Tensor out = empty(shape(), dtype(), dev);
+  if (nbytes() > 0)
+    backend_for(dev.type).copy_from_pinned_async(out.raw_data(), dev, raw_data(), nbytes());
+  return out;
+}
+
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
   TRANQ_CHECK(device().is_cpu(), "dtype conversion runs on the CPU; got {}", tensor_str(*this));

@@ -70,6 +70,11 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;            // contiguous deep copy, no autograd history
   Tensor to(Device device) const;  // same tensor when already there
+  // non_blocking: a contiguous host tensor in page-locked memory (empty_pinned) going to a GPU
+  // is copied without waiting (DeviceBackend::copy_from_pinned_async): the result is ready for
+  // work on that device, and the host tensor may be freed or dropped at once, but must not be
+  // written until the copy has run. Otherwise the same as to(device).
+  Tensor to(Device device, bool non_blocking) const;
   Tensor to(DType dtype) const;    // converted copy (CPU); same tensor when already that dtype
   // Copies src (same shape, dtype) into this tensor's memory, which may be a strided view.
   void copy_(const Tensor& src) const;

@@ -74,7 +74,8 @@ Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64
   batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
   out.images = opt_.pinned ? Tensor::empty_pinned(batch_shape, DType::f32)
                            : Tensor::empty(batch_shape, DType::f32);
-  out.labels = Tensor::empty({count}, DType::i32);
+  out.labels = opt_.pinned ? Tensor::empty_pinned({count}, DType::i32)
+                           : Tensor::empty({count}, DType::i32);
   float* img = out.images.data<float>();
   int32_t* lab = out.labels.data<int32_t>();
   int64_t kept = 0;

@@ -41,8 +41,9 @@ struct LoaderOptions {
   int prefetch = 4;        // at most this many batches are assembled ahead of the consumer (>= 1)
   AugmentOptions augment;  // ImageSet constructor only
   Normalization norm;      // ImageSet constructor only; empty means pixel / 255
-  // Allocate batch images in page-locked host memory (fast, asynchronous copies to a GPU) when
-  // the CUDA backend is initialised; plain host memory otherwise.
+  // Allocate batch images and labels in page-locked host memory (fast copies to a GPU that need
+  // not wait: Tensor::to(device, true)) when the CUDA backend is initialised; plain host memory
+  // otherwise.
   bool pinned = false;
 };
 

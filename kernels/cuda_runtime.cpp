@@ -52,5 +52,27 @@ Allocator& pinned_allocator() {
 void synchronize(int) {
   no_backend("synchronize");
 }
+Stream::Stream(int) {
+  no_backend("Stream");
+}
+Stream::~Stream() = default;
+Stream::Stream(Stream&& o) noexcept = default;
+Stream& Stream::operator=(Stream&& o) noexcept = default;
+Stream Stream::legacy_default(int) {
+  no_backend("Stream::legacy_default");
+}
+void Stream::synchronize() const {
+  no_backend("Stream::synchronize");
+}
+void Stream::wait(const Stream&) const {
+  no_backend("Stream::wait");
+}
+StreamGuard::StreamGuard(const Stream&) : device_(0), previous_(nullptr) {
+  no_backend("StreamGuard");
+}
+StreamGuard::~StreamGuard() = default;
+void* current_stream_handle(int) {
+  return nullptr;
+}
 }  // namespace tranq::cuda
 #endif

@@ -41,11 +41,72 @@ MemoryStats memory_stats(int device = 0);
 void empty_cache(int device = 0);  // returns every cached block of the device to the driver
 
 // Page-locked host memory (cudaHostAlloc) for fast, asynchronous host<->device copies, cached
-// by exact size (at most 1 GiB kept). Throws DeviceError("no CUDA device: ...") in a build
+// by exact size (at most 1 GiB kept). A block that an asynchronous copy still reads
+// (Tensor::to(device, non_blocking)) is not handed out again before that copy has finished,
+// even when it was freed at once. Throws DeviceError("no CUDA device: ...") in a build
 // without the CUDA backend or on a machine without a usable GPU.
 Allocator& pinned_allocator();
 
 // Waits until all work queued on cuda:`device` has finished (benchmarks, tests).
 void synchronize(int device = 0);
+
+// A CUDA stream of one device. Ops take their stream from the thread's current stream of the
+// device their tensors are on: the legacy default stream, unless a StreamGuard names another.
+// Streams made here are blocking streams, so work on them is ordered with the legacy default
+// stream in both directions; two such streams are not ordered with each other: make one wait
+// for the other (wait()) before it reads what the other wrote.
+//
+// Memory: a device block is tagged with the stream current at its allocation and, once freed,
+// only handed out again on that stream (so work queued there is ordered after its last use).
+// A tensor allocated under one stream and used on another must therefore stay alive until the
+// other stream's work on it is done (wait() or synchronize() before dropping it).
+//
+// Move-only RAII owner of a cudaStream_t; destroying it does not wait for its work (the driver
+// still runs it). Throws DeviceError("no CUDA device: ...") where there is no usable GPU.
+class Stream {
+ public:
+  explicit Stream(int device = 0);
+  ~Stream();
+  Stream(Stream&& o) noexcept;
+  Stream& operator=(Stream&& o) noexcept;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // A non-owning handle of cuda:`device`'s legacy default stream (to wait() for it, or to make
+  // it current again inside another guard).
+  static Stream legacy_default(int device = 0);
+
+  int device() const { return device_; }
+  void* handle() const { return handle_; }  // the cudaStream_t
+  // Blocks the host until all work queued on this stream has finished.
+  void synchronize() const;
+  // Work queued on this stream from now on runs after all work queued on `other` so far (an
+  // event recorded on other); the host does not wait. Both on the same device.
+  void wait(const Stream& other) const;
+
+ private:
+  Stream(int device, void* handle, bool owned) : device_(device), handle_(handle), owned_(owned) {}
+  int device_ = 0;
+  void* handle_ = nullptr;
+  bool owned_ = false;
+};
+
+// Makes `stream` the current stream of its device on this thread for the guard's lifetime; the
+// previous one is current again afterwards. Guards nest. Other threads and devices are unaffected.
+class StreamGuard {
+ public:
+  explicit StreamGuard(const Stream& stream);
+  ~StreamGuard();
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  int device_;
+  void* previous_;
+};
+
+// The thread's current stream of cuda:`device` as a cudaStream_t (nullptr: the legacy default
+// stream). What every launcher of the backend passes to its kernels.
+void* current_stream_handle(int device);
 
 }  // namespace tranq::cuda

@@ -75,7 +75,7 @@ void QatController::before_step(optim::Optimizer& opt) {
 }
 
 bool QatController::device_path() const {
-  if (!trs_ || layers_.empty()) return false;
+  if (layers_.empty()) return false;
   const Device d = layers_[0].second->weight().device();
   if (!d.is_cuda() && !force_device_path_) return false;
   for (const auto& [name, q] : layers_)
@@ -86,12 +86,17 @@ bool QatController::device_path() const {
 void QatController::settle() {
   const bool want = device_path();
   const Device d = want ? layers_[0].second->weight().device() : Device::cpu();
-  if (dev_ && (!want || dev_->device() != d)) {
+  if (on_device_ && (!want || device_ != d)) {
     sync_for_logging();
     dev_.reset();
     history_ = Tensor();
+    on_device_ = false;
   }
-  if (want && !dev_) dev_ = std::make_unique<optim::TrsDeviceState>(*trs_, d);
+  if (want && !on_device_) {
+    on_device_ = true;
+    device_ = d;
+    if (trs_) dev_ = std::make_unique<optim::TrsDeviceState>(*trs_, d);
+  }
 }
 
 void QatController::device_after_step(int64_t step) {
@@ -103,7 +108,7 @@ void QatController::device_after_step(int64_t step) {
   }
   if (!history_.defined() || used == history_.size(0)) {
     const int64_t cap = std::min(kHistoryMax, std::max(kHistoryStart, 2 * used));
-    Tensor grown = Tensor::empty({cap, n, kernels::kCountColumns}, DType::i64, dev_->device());
+    Tensor grown = Tensor::empty({cap, n, kernels::kCountColumns}, DType::i64, device_);
     if (used > 0) grown.narrow(0, 0, used).copy_(history_.narrow(0, 0, used));  // rare: syncs
     history_ = grown;
   }
@@ -121,7 +126,7 @@ void QatController::device_after_step(int64_t step) {
                                            q->prev_codes(), kNearFraction, table, row);
     }
   }
-  dev_->update(step, table);
+  if (dev_) dev_->update(step, table);
   pending_steps_.push_back(step);
 }
 
@@ -147,7 +152,7 @@ std::vector<int64_t> QatController::fetch_pending_counts() const {
 }
 
 void QatController::sync_for_logging(const std::function<void(const QatController&)>& each_step) {
-  if (!dev_) return;
+  if (!on_device_) return;
   const size_t steps = pending_steps_.size(), n = layers_.size();
   if (steps > 0) {
     const std::vector<int64_t> c = fetch_pending_counts();  // raises before anything is replayed
@@ -165,12 +170,12 @@ void QatController::sync_for_logging(const std::function<void(const QatControlle
     }
     pending_steps_.clear();
   }
-  dev_->sync_to(*trs_);
+  if (dev_) dev_->sync_to(*trs_);
 }
 
 void QatController::after_step(int64_t step) {
   settle();
-  if (dev_) return device_after_step(step);
+  if (on_device_) return device_after_step(step);
   std::vector<double> k(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
     QuantizedLayer* q = layers_[i].second;
@@ -208,11 +213,12 @@ LayerTransitions QatController::total() const {
 }
 
 NamedTensors QatController::state_tensors() const {
-  if (dev_) {
-    // A bad weight scale froze a layer's TALR: refuse to checkpoint that state, as the next
-    // sync would.
+  if (on_device_) {
+    // A bad weight scale froze a layer's codes (and TALR): refuse to checkpoint that state, as
+    // the next sync would.
     fetch_pending_counts();  // steps not synced yet
-    dev_->check_valid();     // and any step whose error was raised before but not dealt with
+    if (!dev_) return {};
+    dev_->check_valid();  // and any step whose error was raised before but not dealt with
     return dev_->state_tensors();
   }
   return trs_ ? trs_->state_tensors() : NamedTensors{};
@@ -222,10 +228,8 @@ void QatController::load_state(const NamedTensors& t) {
   // Restoring a checkpoint replaces the weights the prepared values were computed from.
   for (auto& [name, q] : layers_) q->drop_prepared_weight();
   if (trs_) trs_->load_state(t);
-  if (dev_) {
-    dev_->load_from(*trs_);
-    pending_steps_.clear();  // counts of steps before the restored state
-  }
+  if (dev_) dev_->load_from(*trs_);
+  pending_steps_.clear();  // counts of steps before the restored state
 }
 
 }  // namespace tranq::quant

@@ -7,16 +7,17 @@
 // TrsController; plain QAT runs use it without one, for the same statistics.
 //
 // Two paths, chosen from where the quantized weights are:
-// - host path (CPU weights, or no TRS): after_step counts each layer (on CUDA weights each pass
-//   synchronises), feeds the rates to the host TrsController, and before_step writes each TALR
-//   into its group's lr. last(), total() and trs() are current after every step.
-// - device path (TRS on and every quantized weight on one CUDA device): after_step writes every
-//   layer's counts into a device table (kernels::weight_transition_pass_into), updates an
-//   optim::TrsDeviceState from it (kernels::trs_update), and before_step points the quantized
-//   groups' ParamGroup::lr_table at the device TALRs, so a step has no host round trip. The
-//   tables of the steps since the last sync are kept on the device; last(), total() and trs()
-//   are brought up to date only by sync_for_logging(), which copies the pending tables and then
-//   the TRS state to the host (six device-to-host copies, five when no step is pending; see
+// - host path (CPU weights): after_step counts each layer, feeds the rates to the host
+//   TrsController, and before_step writes each TALR into its group's lr. last(), total() and
+//   trs() are current after every step.
+// - device path (every quantized weight on one CUDA device): after_step writes every layer's
+//   counts into a device table (kernels::quantize_weight_and_count_into) and, under TRS,
+//   updates an optim::TrsDeviceState from it (kernels::trs_update), and before_step points the
+//   quantized groups' ParamGroup::lr_table at the device TALRs, so a step has no host round
+//   trip, with or without TRS. The tables of the steps since the last sync are kept on the
+//   device; last(), total() and trs() are brought up to date only by sync_for_logging(), which
+//   copies the pending tables and then, under TRS, the TRS state to the host (six
+//   device-to-host copies, five when no step is pending; one without TRS; see
 //   sync_for_logging). The trainer syncs on log steps, before every checkpoint, at the end of
 //   each epoch and at the end of the run (apps/trainer.cpp). A zero or non-finite weight scale is
 //   found on the device, leaves that layer's codes and TALR unchanged, and is raised (ValueError
@@ -70,8 +71,8 @@ class QatController {
   // is not called; last() is always current there).
   void sync_for_logging(const std::function<void(const QatController&)>& each_step = {});
 
-  // For tests: take the device path on the CPU too (TRS on, weights on one device). Its results
-  // equal the host path's bit for bit there.
+  // For tests: take the device path on the CPU too (weights on one device). Its results equal
+  // the host path's bit for bit there.
   void set_force_device_path(bool on) { force_device_path_ = on; }
   // On by default: the counting pass after each step also writes every layer's quantized
   // weight for the next forward (QuantizedLayer::set_prepared_weight), one read of the latent
@@ -114,7 +115,9 @@ class QatController {
   Tensor prepared_buffer(size_t i) const;
   bool force_device_path_ = false;
   bool prepare_weights_ = true;
-  std::unique_ptr<optim::TrsDeviceState> dev_;
+  bool on_device_ = false;  // the device path is taken (on device_)
+  Device device_;
+  std::unique_ptr<optim::TrsDeviceState> dev_;  // under TRS on the device path
   Tensor history_;                      // i64 [capacity, L, 4] counts tables on the device
   std::vector<int64_t> pending_steps_;  // the steps of history_'s first rows, not yet synced
 };

@@ -284,3 +284,44 @@ TEST(QatControllerDevicePath, APendingBadRowIsRefusedAtCheckpointAndSync) {
   EXPECT_FALSE(f.q->pending_counts().defined());
   expect_same_state(f.q->state_tensors(), fresh.state_tensors(), "after load_state");
 }
+
+// Plain QAT (no TRS) takes the device path too: the counts of every step wait in the device
+// table and are replayed in order at a sync, equal to the host path's.
+TEST(QatControllerDevicePath, StatisticsOnlyRunsAreDeferredAndReplayed) {
+  Rig a("sgd", Device::cpu()), b("sgd", Device::cpu());
+  quant::QatController qa(a.layers, a.groups, nullptr), qb(b.layers, b.groups, nullptr);
+  qb.set_force_device_path(true);
+  EXPECT_FALSE(qa.deferred());
+  EXPECT_TRUE(qb.deferred());
+  qa.initialise();
+  qb.initialise();
+  std::vector<std::vector<std::vector<int64_t>>> host_counts;
+  for (int64_t step = 0; step < 4; ++step) {
+    a.backward();
+    b.backward();
+    qa.before_step(*a.opt);
+    qb.before_step(*b.opt);
+    EXPECT_FALSE(b.opt->param_groups()[b.groups[0]].lr_table.defined());  // no TRS: plain lr
+    a.opt->step();
+    b.opt->step();
+    qa.after_step(step);
+    qb.after_step(step);
+    host_counts.push_back(counts_of(qa));
+    for (size_t i = 0; i < a.layers.size(); ++i)
+      ASSERT_TRUE(bits_equal(a.layers[i].second->weight(), b.layers[i].second->weight()));
+  }
+  ASSERT_TRUE(qb.pending_counts().defined());
+  EXPECT_EQ(qb.pending_counts().size(0), 4);
+  EXPECT_TRUE(qb.state_tensors().empty());
+  size_t replayed = 0;
+  qb.sync_for_logging([&](const quant::QatController& q) {
+    ASSERT_LT(replayed, host_counts.size());
+    EXPECT_EQ(counts_of(q), host_counts[replayed]) << "step " << replayed;
+    ++replayed;
+  });
+  EXPECT_EQ(replayed, 4u);
+  EXPECT_FALSE(qb.pending_counts().defined());
+  int64_t changed = 0;
+  for (const auto& l : qa.last()) changed += l.counts.changed;
+  EXPECT_GT(changed, 0) << "nothing changed, the test would be weak";
+}

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/cuda_runtime.h"
 
 namespace tranq::cuda {
 
@@ -64,11 +65,12 @@ namespace tranq::cuda {
 
 namespace tranq::cuda {
 
-// The stream the backend's work goes to. Every launcher takes its stream explicitly; for now
-// that is the legacy default stream, which also orders the synchronous copies of the device
-// backend (Tensor::to, copy_) and the stream-tagged caching allocator.
-inline cudaStream_t current_stream(int /*device*/) {
-  return nullptr;
+// The stream the backend's work on `device` goes to: the thread's current stream of that device
+// (kernels/cuda_runtime.h StreamGuard; the legacy default stream unless a guard is active).
+// Every launcher passes it to its kernels, copies and memsets, and the caching allocator tags
+// blocks with it.
+inline cudaStream_t current_stream(int device) {
+  return static_cast<cudaStream_t>(current_stream_handle(device));
 }
 
 // Makes `device` current for the guard's lifetime (kernels run on the tensors' GPU).

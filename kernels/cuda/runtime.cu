@@ -2,8 +2,11 @@
 // pinned host memory.
 #include <cuda_runtime.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/allocator.h"
@@ -29,8 +32,11 @@ class CudaBackend final : public DeviceBackend {
   }
   Allocator& allocator(int index) override { return caching(index); }
 
-  // Synchronous, like a host memcpy: when it returns, dst holds the bytes (what Tensor::to and
-  // copy_ promise their callers).
+  // What Tensor::to and copy_ promise their callers: when a copy that involves the host
+  // returns, dst holds the bytes (the host may read dst, or free src). A copy within one GPU is
+  // only queued on the current stream: every later use of dst on the device, and every host
+  // read (a synchronous copy on that stream), comes after it, and src's block can be reused only
+  // by work queued after it (the stream-ordered allocator), so nothing needs to wait.
   void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) override {
     if (bytes == 0) return;
     if (dst_dev.is_cuda() && src_dev.is_cuda() && dst_dev.index != src_dev.index) {
@@ -45,8 +51,12 @@ class CudaBackend final : public DeviceBackend {
     DeviceGuard guard(index);
     cudaStream_t stream = current_stream(index);
     TRANQ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
-    TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (kind != cudaMemcpyDeviceToDevice) TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
+
+  // Queued on the current stream; the pinned cache holds src's block until the copy has run.
+  // A src that is not a block of the pinned cache (pageable memory) is copied synchronously.
+  void copy_from_pinned_async(void* dst, Device dst_dev, const void* src, size_t bytes) override;
 
   // Queued on the current stream; later work there (kernels, copies) sees the zeros.
   void fill_zero(void* dst, Device dev, size_t bytes) override {
@@ -63,22 +73,131 @@ class CudaBackend final : public DeviceBackend {
 // driver reclaims the memory at exit.
 CudaBackend* g_backend = nullptr;
 
-class PinnedHostAllocator final : public Allocator {
+constexpr size_t kPinnedCacheBytes = size_t{1} << 30;
+
+// Page-locked host blocks cached by exact size, like core's CachingAllocator, plus what an
+// asynchronous host-to-device copy needs: record_use(p, stream) notes that work queued on the
+// stream reads the block holding p, and a freed block waits in `pending_` until every such
+// event has completed before it is handed out again (PyTorch's CachingHostAllocator does the
+// same). Thread-safe: the loader's workers allocate and free batches concurrently.
+class PinnedCache final : public Allocator {
  public:
   void* allocate(size_t bytes) override {
     if (bytes == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    collect_completed_locked();
+    auto it = free_.find(bytes);
     void* p = nullptr;
-    TRANQ_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocPortable));
+    if (it != free_.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      cached_ -= bytes;
+    } else {
+      TRANQ_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocPortable));
+    }
+    live_.emplace(reinterpret_cast<uintptr_t>(p), Block{bytes, {}});
     return p;
   }
+
   void deallocate(void* ptr, size_t) override {
-    if (ptr) cudaFreeHost(ptr);  // never throw from a destructor path
+    if (!ptr) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(reinterpret_cast<uintptr_t>(ptr));
+    if (it == live_.end()) return;  // not ours: nothing sensible to do in a destructor path
+    Block b = std::move(it->second);
+    live_.erase(it);
+    if (!b.uses.empty()) {
+      pending_.emplace_back(ptr, std::move(b));
+      return;
+    }
+    release_or_cache_locked(ptr, b.bytes);
   }
+
+  // True (and the use recorded) when p lies in a live block of this cache.
+  bool record_use(const void* p, cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    auto it = live_.upper_bound(a);
+    if (it == live_.begin()) return false;
+    --it;
+    if (a >= it->first + it->second.bytes) return false;
+    cudaEvent_t ev = take_event_locked();
+    TRANQ_CUDA_CHECK(cudaEventRecord(ev, stream));
+    it->second.uses.push_back(ev);
+    return true;
+  }
+
+ private:
+  struct Block {
+    size_t bytes;
+    std::vector<cudaEvent_t> uses;  // events after the async copies that read the block
+  };
+
+  cudaEvent_t take_event_locked() {
+    if (!events_.empty()) {
+      cudaEvent_t ev = events_.back();
+      events_.pop_back();
+      return ev;
+    }
+    cudaEvent_t ev = nullptr;
+    TRANQ_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    return ev;
+  }
+
+  // Moves the pending blocks whose copies have all run to the free lists.
+  void collect_completed_locked() {
+    for (size_t i = 0; i < pending_.size();) {
+      auto& uses = pending_[i].second.uses;
+      // cudaErrorNotReady (still running) is an answer, not a recorded error; on any other
+      // error the block just stays pending.
+      while (!uses.empty() && cudaEventQuery(uses.back()) == cudaSuccess) {
+        events_.push_back(uses.back());
+        uses.pop_back();
+      }
+      if (uses.empty()) {
+        release_or_cache_locked(pending_[i].first, pending_[i].second.bytes);
+        pending_[i] = std::move(pending_.back());
+        pending_.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  void release_or_cache_locked(void* p, size_t bytes) {
+    if (cached_ + bytes > kPinnedCacheBytes) {
+      cudaFreeHost(p);
+      return;
+    }
+    free_[bytes].push_back(p);
+    cached_ += bytes;
+  }
+
+  std::mutex mu_;
+  std::map<uintptr_t, Block> live_;  // by start address, to find the block holding a pointer
+  std::vector<std::pair<void*, Block>> pending_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::vector<cudaEvent_t> events_;  // completed events, for reuse
+  size_t cached_ = 0;
 };
 
-constexpr size_t kPinnedCacheBytes = size_t{1} << 30;
+// Never destroyed, like the device allocators.
+PinnedCache& pinned_cache() {
+  static PinnedCache* cache = new PinnedCache;
+  return *cache;
+}
 
 }  // namespace
+
+void CudaBackend::copy_from_pinned_async(void* dst, Device dst_dev, const void* src,
+                                         size_t bytes) {
+  if (bytes == 0) return;
+  DeviceGuard guard(dst_dev.index);
+  cudaStream_t stream = current_stream(dst_dev.index);
+  // Queue the copy first: a use recorded before it would complete too early.
+  TRANQ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+  if (!pinned_cache().record_use(src, stream)) TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
 
 int device_count(std::string* why) {
   int n = 0;
@@ -121,15 +240,91 @@ Allocator& pinned_allocator() {
   std::string why;
   if (device_count(&why) == 0)
     TRANQ_THROW(DeviceError, "no CUDA device: pinned_allocator: {}", why);
-  static Allocator* upstream = new PinnedHostAllocator;
-  static CachingAllocator* cache = new CachingAllocator(*upstream, kPinnedCacheBytes);
-  return *cache;
+  return pinned_cache();
 }
 
 void synchronize(int device) {
   init();
   DeviceGuard guard(device);
   TRANQ_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+namespace {
+// The thread's current stream per device index; absent: the legacy default stream.
+thread_local std::unordered_map<int, cudaStream_t> t_current;
+}  // namespace
+
+void* current_stream_handle(int device) {
+  auto it = t_current.find(device);
+  return it == t_current.end() ? nullptr : it->second;
+}
+
+Stream::Stream(int device) : device_(device), owned_(true) {
+  init();
+  std::string why;
+  const int n = device_count(&why);
+  TRANQ_CHECK_AS(DeviceError, device >= 0 && device < n, "no CUDA device cuda:{} (found {})",
+                 device, n);
+  DeviceGuard guard(device);
+  cudaStream_t s = nullptr;
+  TRANQ_CUDA_CHECK(cudaStreamCreate(&s));  // blocking: ordered with the legacy default stream
+  handle_ = s;
+}
+
+Stream::~Stream() {
+  if (owned_ && handle_) {
+    DeviceGuard guard(device_);
+    cudaStreamDestroy(static_cast<cudaStream_t>(handle_));  // queued work still runs
+  }
+}
+
+Stream::Stream(Stream&& o) noexcept : device_(o.device_), handle_(o.handle_), owned_(o.owned_) {
+  o.handle_ = nullptr;
+  o.owned_ = false;
+}
+
+Stream& Stream::operator=(Stream&& o) noexcept {
+  if (this != &o) {
+    Stream old(std::move(*this));  // destroyed at the end of this scope
+    device_ = o.device_;
+    handle_ = o.handle_;
+    owned_ = o.owned_;
+    o.handle_ = nullptr;
+    o.owned_ = false;
+  }
+  return *this;
+}
+
+Stream Stream::legacy_default(int device) {
+  init();
+  return Stream(device, nullptr, false);
+}
+
+void Stream::synchronize() const {
+  DeviceGuard guard(device_);
+  TRANQ_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(handle_)));
+}
+
+void Stream::wait(const Stream& other) const {
+  TRANQ_CHECK(other.device_ == device_, "Stream::wait: a stream of cuda:{} cannot wait for one of cuda:{}",
+              device_, other.device_);
+  DeviceGuard guard(device_);
+  cudaEvent_t ev = nullptr;
+  TRANQ_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  const cudaError_t rec = cudaEventRecord(ev, static_cast<cudaStream_t>(other.handle_));
+  const cudaError_t wait =
+      rec == cudaSuccess ? cudaStreamWaitEvent(static_cast<cudaStream_t>(handle_), ev, 0) : rec;
+  cudaEventDestroy(ev);  // released once the wait no longer needs it
+  TRANQ_CUDA_CHECK(wait);
+}
+
+StreamGuard::StreamGuard(const Stream& stream)
+    : device_(stream.device()), previous_(current_stream_handle(stream.device())) {
+  t_current[device_] = static_cast<cudaStream_t>(stream.handle());
+}
+
+StreamGuard::~StreamGuard() {
+  t_current[device_] = static_cast<cudaStream_t>(previous_);
 }
 
 }  // namespace tranq::cuda
