@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "core/allocator.h"
-#include "core/caching_allocator.h"
 #include "core/error.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/device_allocator.cuh"
@@ -113,30 +112,36 @@ class PinnedCache final : public Allocator {
     release_or_cache_locked(ptr, b.bytes);
   }
 
-  // True (and the use recorded) when p lies in a live block of this cache.
-  bool record_use(const void* p, cudaStream_t stream) {
+  // True (and the use recorded) when p lies in a live block of this cache. `stream` belongs to
+  // cuda:`device`, the current device.
+  bool record_use(const void* p, int device, cudaStream_t stream) {
     std::lock_guard<std::mutex> lock(mu_);
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
     auto it = live_.upper_bound(a);
     if (it == live_.begin()) return false;
     --it;
     if (a >= it->first + it->second.bytes) return false;
-    cudaEvent_t ev = take_event_locked();
-    TRANQ_CUDA_CHECK(cudaEventRecord(ev, stream));
-    it->second.uses.push_back(ev);
+    cudaEvent_t ev = take_event_locked(device);
+    const cudaError_t err = cudaEventRecord(ev, stream);
+    if (err != cudaSuccess) events_[device].push_back(ev);
+    TRANQ_CUDA_CHECK(err);
+    it->second.uses.emplace_back(device, ev);
     return true;
   }
 
  private:
   struct Block {
     size_t bytes;
-    std::vector<cudaEvent_t> uses;  // events after the async copies that read the block
+    // (device, event) after each async copy that reads the block
+    std::vector<std::pair<int, cudaEvent_t>> uses;
   };
 
-  cudaEvent_t take_event_locked() {
-    if (!events_.empty()) {
-      cudaEvent_t ev = events_.back();
-      events_.pop_back();
+  // An event of `device` (the current device): recorded on one of its streams only.
+  cudaEvent_t take_event_locked(int device) {
+    std::vector<cudaEvent_t>& spare = events_[device];
+    if (!spare.empty()) {
+      cudaEvent_t ev = spare.back();
+      spare.pop_back();
       return ev;
     }
     cudaEvent_t ev = nullptr;
@@ -150,8 +155,8 @@ class PinnedCache final : public Allocator {
       auto& uses = pending_[i].second.uses;
       // cudaErrorNotReady (still running) is an answer, not a recorded error; on any other
       // error the block just stays pending.
-      while (!uses.empty() && cudaEventQuery(uses.back()) == cudaSuccess) {
-        events_.push_back(uses.back());
+      while (!uses.empty() && cudaEventQuery(uses.back().second) == cudaSuccess) {
+        events_[uses.back().first].push_back(uses.back().second);
         uses.pop_back();
       }
       if (uses.empty()) {
@@ -177,7 +182,7 @@ class PinnedCache final : public Allocator {
   std::map<uintptr_t, Block> live_;  // by start address, to find the block holding a pointer
   std::vector<std::pair<void*, Block>> pending_;
   std::unordered_map<size_t, std::vector<void*>> free_;
-  std::vector<cudaEvent_t> events_;  // completed events, for reuse
+  std::unordered_map<int, std::vector<cudaEvent_t>> events_;  // completed ones per device
   size_t cached_ = 0;
 };
 
@@ -196,7 +201,8 @@ void CudaBackend::copy_from_pinned_async(void* dst, Device dst_dev, const void* 
   cudaStream_t stream = current_stream(dst_dev.index);
   // Queue the copy first: a use recorded before it would complete too early.
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
-  if (!pinned_cache().record_use(src, stream)) TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (!pinned_cache().record_use(src, dst_dev.index, stream))
+    TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 int device_count(std::string* why) {
