@@ -6,9 +6,6 @@
 
 namespace tranq::app {
 
-// Number of rows of logits [N,C] whose argmax equals the label (first maximum wins).
-int64_t count_correct(const Tensor& logits, const Tensor& labels);
-
 struct EvalResult {
   double accuracy = 0;  // top-1, in [0, 1], over the samples that could be read
   int64_t seen = 0;

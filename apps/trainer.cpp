@@ -11,11 +11,13 @@
 #include "apps/progress.h"
 #include "apps/run_files.h"
 #include "apps/run_setup.h"
+#include "apps/step_stats.h"
 #include "core/atomic_file.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
 #include "datasets/loader.h"
 #include "datasets/sources.h"
+#include "kernels/cross_entropy.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
 #include "optim/lr_schedule.h"
@@ -162,15 +164,55 @@ double run_train(TrainConfig cfg, bool resume) {
   };
   double test_acc = -1;
   using clock = std::chrono::steady_clock;
+  // The current epoch's log window and image counts (reset at each epoch's start).
+  clock::time_point window_start;
+  int64_t window_images = 0, epoch_images = 0;
+  double window_loss = 0, window_ips = 0;
+  int64_t window_correct = 0, window_batches = 0;
+  int64_t last_batch_index = 0;  // of the latest step, for the progress bar
+  // The steps' losses and correct counts stay on the training device until flushed: on the CPU
+  // after every step, on CUDA on log steps, every kProgressEvery steps, before every checkpoint
+  // or model save and at an epoch's end, so that a step never waits for the device.
+  StepStats stats;
+  constexpr int64_t kProgressEvery = 25;
+  const bool flush_every_step = device.is_cpu();
+  // Takes the pending steps in order, exactly as the per-step code did: the divergence check
+  // (naming the first step whose loss is not finite), the sums, then the progress display.
+  auto flush_stats = [&] {
+    const std::vector<StepRecord> records = stats.flush();
+    if (records.empty()) return;
+    const int64_t first_step = pos.step - static_cast<int64_t>(records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      const StepRecord& r = records[i];
+      TRANQ_CHECK_AS(Error, std::isfinite(r.loss),
+                     "training diverged: loss is {} at step {} (try a lower --lr)", r.loss,
+                     first_step + static_cast<int64_t>(i));
+      pos.epoch_loss_sum += r.loss * static_cast<double>(r.n);
+      pos.epoch_correct += r.correct;
+      pos.epoch_seen += r.n;
+      window_loss += r.loss;
+      window_correct += r.correct;
+      window_images += r.n;
+      epoch_images += r.n;
+      ++window_batches;
+    }
+    // A log step always flushes at once, so it is the last of its records.
+    const bool log_step = cfg.log_every > 0 && pos.step % cfg.log_every == 0;
+    const double secs = std::chrono::duration<double>(clock::now() - window_start).count();
+    window_ips = secs > 0 ? static_cast<double>(window_images) / secs : 0.0;
+    progress.update(pos.epoch, cfg.epochs, last_batch_index, batches, window_loss / window_batches,
+                    static_cast<double>(window_correct) / static_cast<double>(window_images),
+                    window_ips, log_step);
+  };
   for (; pos.epoch < cfg.epochs; ++pos.epoch) {
     if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
     loader.start_epoch(pos.epoch, pos.batch);
     auto epoch_start = clock::now();
     int64_t epoch_skipped = 0;
-    auto window_start = epoch_start;
-    int64_t window_images = 0, epoch_images = 0;
-    double window_loss = 0;
-    int64_t window_correct = 0, window_batches = 0;
+    window_start = epoch_start;
+    window_images = epoch_images = 0;
+    window_loss = 0;
+    window_correct = window_batches = 0;
     data::Batch batch;
     sync_qat();  // normally nothing pending: the last epoch ended with a checkpoint
     transitions = TransitionWindow();  // a window does not span epochs (the host path's too)
@@ -185,38 +227,28 @@ double run_train(TrainConfig cfg, bool resume) {
       for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
       if (run.qat) run.qat->before_step(*opt);  // TRS: the TALR drives the quantized weights
       opt->zero_grad();
-      const Tensor images = batch.images.to(device), labels = batch.labels.to(device);
+      // Checked here, on the host batch, so that the loss need not check them on the device.
+      kernels::check_labels(batch.labels, train_set->num_classes(), "train");
+      // From pinned memory on a GPU: queued, no wait (the pinned cache keeps the batch's host
+      // memory from reuse until the copy has run).
+      const Tensor images = batch.images.to(device, /*non_blocking=*/true);
+      const Tensor labels = batch.labels.to(device, /*non_blocking=*/true);
       Tensor logits = model->forward(images);
-      Tensor loss = ops::cross_entropy(logits, labels, cfg.label_smoothing);
+      Tensor loss =
+          ops::cross_entropy(logits, labels, cfg.label_smoothing, /*labels_checked=*/true);
       loss.backward();
       opt->step();
       if (run.qat) {
         run.qat->after_step(pos.step);
         if (!run.qat->deferred()) transitions.add(*run.qat);  // else added at the log step
       }
-      const double loss_v = loss.item();
-      TRANQ_CHECK_AS(Error, std::isfinite(loss_v),
-                     "training diverged: loss is {} at step {} (try a lower --lr)", loss_v,
-                     pos.step);
-      const int64_t correct = count_correct(logits, batch.labels);
-      const int64_t n = batch.labels.numel();
-      pos.epoch_loss_sum += loss_v * static_cast<double>(n);
-      pos.epoch_correct += correct;
-      pos.epoch_seen += n;
-      window_loss += loss_v;
-      window_correct += correct;
-      window_images += n;
-      epoch_images += n;
-      ++window_batches;
+      stats.add(loss, logits, labels);
+      last_batch_index = batch.index;
       ++pos.step;
       pos.batch = batch.index + 1;
 
       const bool log_step = cfg.log_every > 0 && pos.step % cfg.log_every == 0;
-      const double secs = std::chrono::duration<double>(clock::now() - window_start).count();
-      const double ips = secs > 0 ? static_cast<double>(window_images) / secs : 0.0;
-      progress.update(pos.epoch, cfg.epochs, batch.index, batches, window_loss / window_batches,
-                      static_cast<double>(window_correct) / static_cast<double>(window_images), ips,
-                      log_step);
+      if (flush_every_step || log_step || pos.step % kProgressEvery == 0) flush_stats();
       if (log_step) {
         nlohmann::json line = {{"kind", "step"},
                                {"step", pos.step},
@@ -224,7 +256,7 @@ double run_train(TrainConfig cfg, bool resume) {
                                {"loss", window_loss / window_batches},
                                {"lr", lr},
                                {"train_acc", static_cast<double>(window_correct) / window_images},
-                               {"images_per_s", ips}};
+                               {"images_per_s", window_ips}};
         if (run.qat) {
           sync_qat();
           transitions.flush_into(line, *run.qat, pos.step);
@@ -234,10 +266,13 @@ double run_train(TrainConfig cfg, bool resume) {
         window_loss = 0;
         window_correct = window_images = window_batches = 0;
       }
-      if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.batch < batches)
+      if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.batch < batches) {
+        flush_stats();  // the checkpoint holds the epoch's sums
         checkpoint();
+      }
     }
     // Before the evaluation, the model save and the checkpoint.
+    flush_stats();
     sync_qat();
     if (pos.batch < batches) {  // stopped by --max-steps inside the epoch: make it resumable
       checkpoint();
@@ -271,7 +306,10 @@ double run_train(TrainConfig cfg, bool resume) {
     checkpoint();
     std::swap(pos, next);
   }
-  sync_qat();  // every way out of the loop synced already; a run must not end with an error pending
+  // Every way out of the loop flushed and synced already; a run must not end with an error
+  // pending.
+  flush_stats();
+  sync_qat();
   if (test_acc < 0) {  // resumed a finished run, or stopped early: evaluate what we have
     test_acc = evaluate(*model, test_set, 256, cfg.workers).accuracy;
     save_safetensors(model_path(cfg.out), model->state_dict(), model_meta);

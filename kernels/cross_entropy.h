@@ -27,8 +27,11 @@ void cross_entropy_backward(const Tensor& probs, const Tensor& labels, double la
 }  // namespace cpu
 
 // CUDA versions (kernels/cuda/cross_entropy.cu): one block per row, row losses summed in a
-// fixed order; deterministic, the CPU's results to rounding. They check the labels on a host
-// copy as the CPU does.
+// fixed order; deterministic, the CPU's results to rounding. They do not check the labels'
+// values (that would need a host copy, which waits for the stream; ops::cross_entropy checks
+// them unless its caller did): they stay memory-safe on a label outside [0, C), which makes that
+// row's loss and so the mean loss NaN (its probabilities are still written) and leaves the
+// backward's label term out of that row.
 namespace cuda {
 void cross_entropy_forward(const Tensor& logits, const Tensor& labels, double label_smoothing,
                            const Tensor& loss, const Tensor& probs);

@@ -84,6 +84,12 @@ Tensor dropout(const Tensor& x, double p, bool training, Rng& rng);
 // ---- loss ----
 // logits [N,C], labels i32 [N] in [0,C). Mean over the batch of the softmax cross-entropy
 // against (1-eps)*onehot + eps/C, eps = label_smoothing (PyTorch semantics). Scalar output.
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing = 0.0);
+// The labels' values are checked (ValueError naming the first bad one) on a host copy, which
+// on CUDA waits for the device; labels_checked = true is the caller's promise that it has
+// checked them already (kernels::check_labels, e.g. on the host batch before the upload), so
+// a training step need not wait. A bad label then gives a NaN loss on CUDA (kernels/
+// cross_entropy.h); the CPU kernel still refuses it.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing = 0.0,
+                     bool labels_checked = false);
 
 }  // namespace tranq::ops

@@ -104,6 +104,20 @@ TEST(CrossEntropy, BadLabelsThrowNamingTheLabel) {
                ValueError);
 }
 
+TEST(CrossEntropy, LabelsCheckedSkipsOnlyTheOpsOwnCheck) {
+  const Tensor logits = test::random_tensor({4, 3}, 21, -2.0, 2.0, DType::f32);
+  const Tensor labels = Tensor::from_vector<int32_t>({2, 0, 1, 1}, {4});
+  // Same loss either way for valid labels.
+  EXPECT_EQ(ops::cross_entropy(logits, labels, 0.1, true).item(),
+            ops::cross_entropy(logits, labels, 0.1, false).item());
+  // The CPU kernel still refuses a bad label (it indexes rows by label on the host anyway).
+  EXPECT_THROW(
+      ops::cross_entropy(logits, Tensor::from_vector<int32_t>({0, 3, 0, 0}, {4}), 0.0, true),
+      ValueError);
+  EXPECT_THROW(ops::cross_entropy(logits, Tensor::from_vector<int32_t>({0, 3, 0, 0}, {4})),
+               ValueError);
+}
+
 TEST(CrossEntropy, ThreadCountInvariant) {
   Tensor logits = test::random_tensor({256, 100}, 5, -4.0, 4.0, DType::f32);
   std::vector<int32_t> lv;

@@ -15,11 +15,14 @@
 #include "kernels/batch_norm_act.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/pool2d.h"
+#include "layers/functional.h"
 
 using namespace tranq;
 using test::empty_gpu;
 using test::expect_equal_bits;
 using test::expect_near_cpu;
+using test::gpu;
+using test::normalised_error;
 using test::on_gpu;
 using test::uniform;
 
@@ -302,14 +305,29 @@ TEST(CudaOpsCrossEntropy, ForwardAndBackwardMatchCpu) {
   }
 }
 
-TEST(CudaOpsCrossEntropy, BadLabelsAreRefused) {
+TEST(CudaOpsCrossEntropy, BadLabelsAreRefusedByTheOpAndHarmlessInTheKernel) {
   TRANQ_REQUIRE_CUDA_OPS();
   const Tensor logits = on_gpu(uniform({2, 3}, 1, DType::f32));
-  Tensor loss = empty_gpu({}, DType::f32), probs = empty_gpu({2, 3}, DType::f32);
-  EXPECT_THROW(kernels::cross_entropy_forward(
-                   logits, on_gpu(Tensor::from_vector<int32_t>({0, 3}, {2})), 0.0, loss, probs),
-               ValueError);
-  EXPECT_THROW(kernels::cross_entropy_forward(
-                   logits, on_gpu(Tensor::from_vector<int64_t>({-1, 0}, {2})), 0.0, loss, probs),
-               ValueError);
+  const Tensor high = on_gpu(Tensor::from_vector<int32_t>({0, 3}, {2}));
+  const Tensor low = on_gpu(Tensor::from_vector<int64_t>({-1, 0}, {2}));
+  // The op checks the labels (on a host copy) unless its caller says it has.
+  EXPECT_THROW(ops::cross_entropy(logits, high), ValueError);
+  EXPECT_THROW(ops::cross_entropy(logits, low), ValueError);
+  if (gpu().is_cpu()) return;  // the CPU kernel refuses bad labels itself (test_cross_entropy)
+  // The kernel does not look at the values on the host: a bad label gives a NaN loss, reads
+  // nothing outside the row, and leaves the other rows' probabilities and gradients intact.
+  for (const Tensor& bad : {high, low}) {
+    Tensor loss = empty_gpu({}, DType::f32), probs = empty_gpu({2, 3}, DType::f32);
+    kernels::cross_entropy_forward(logits, bad, 0.0, loss, probs);
+    EXPECT_TRUE(std::isnan(loss.item()));
+    const Tensor good = on_gpu(Tensor::from_vector<int32_t>({0, 0}, {2}));
+    Tensor gloss = empty_gpu({}, DType::f32), gprobs = empty_gpu({2, 3}, DType::f32);
+    kernels::cross_entropy_forward(logits, good, 0.0, gloss, gprobs);
+    expect_equal_bits(probs, gprobs, "probabilities with a bad label");
+    Tensor dl = empty_gpu({2, 3}, DType::f32);
+    kernels::cross_entropy_backward(probs, bad, 0.0, on_gpu(Tensor::full({}, 1.0)), dl);
+    EXPECT_TRUE(std::isfinite(normalised_error(dl, probs)));  // no NaN written
+  }
+  const Tensor checked = ops::cross_entropy(logits, high, 0.0, /*labels_checked=*/true);
+  EXPECT_TRUE(std::isnan(checked.item()));
 }

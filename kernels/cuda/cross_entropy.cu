@@ -3,6 +3,8 @@
 // block_sum's fixed tree), writes the probabilities and the row's loss; one block then sums the
 // row losses in a fixed order. Backward: elementwise, with the CPU's per-element expression
 // (each operation rounded on its own) and its constants computed on the device from dloss.
+// Labels are not checked on the host (no synchronisation): a label outside [0, C) makes its
+// row's loss, and so the mean, NaN, and the backward gives that row no label term.
 // Deterministic; the forward agrees with the CPU to rounding (other summation order, and the
 // device's exp and log are within an ulp of the host's), the backward bit for bit when the host
 // compiler does not fuse gs * p - off.
@@ -36,9 +38,9 @@ void check_common(const Tensor& mat, const Tensor& labels, double eps, const cha
               tensor_str(labels));
   TRANQ_CHECK(eps >= 0.0 && eps <= 1.0, "{}: label_smoothing must lie in [0, 1], got {}", op, eps);
   check_on_device(op, mat.device(), {{"labels", &labels}});
-  // The kernels index rows by label. A host copy of N labels: cheap, but it waits for the
-  // labels' producer on the stream.
-  check_labels(labels, mat.size(1), op);
+  // The labels' values are not checked here: that would need a host copy, which waits for the
+  // stream. Callers validate them (ops::cross_entropy does); the kernels stay memory-safe on a
+  // bad label (see kernels/cross_entropy.h).
 }
 
 // Calls f(p) with p the labels' device data as int32_t* or int64_t*.
@@ -79,8 +81,13 @@ __global__ void forward_rows_kernel(const T* logits, const L* labels, T* probs, 
     p[j] = static_cast<T>(mul_rn(static_cast<double>(e), inv));
   }
   if (threadIdx.x == 0) {
+    const int64_t y = static_cast<int64_t>(labels[i]);
+    if (y < 0 || y >= c) {  // an invalid label: no read outside the row, a NaN loss instead
+      row_loss[i] = __longlong_as_double(0x7ff8000000000000LL);
+      return;
+    }
     const double lse = add_rn(mx, log(se));
-    const double nll = lse - static_cast<double>(x[labels[i]]);
+    const double nll = lse - static_cast<double>(x[y]);
     const double smooth = lse - sx / static_cast<double>(c);  // mean_c(-log p_c)
     row_loss[i] = add_rn(mul_rn(1.0 - eps, nll), mul_rn(eps, smooth));
   }

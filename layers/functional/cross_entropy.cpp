@@ -4,7 +4,8 @@
 
 namespace tranq::ops {
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing) {
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_smoothing,
+                     bool labels_checked) {
   check_defined(logits, "cross_entropy", "logits");
   check_defined(labels, "cross_entropy", "labels");
   TRANQ_CHECK(logits.dim() == 2 && logits.size(0) > 0 && logits.size(1) > 0,
@@ -17,7 +18,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_sm
               tensor_str(logits));
   TRANQ_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
               "cross_entropy: label_smoothing must lie in [0, 1], got {}", label_smoothing);
-  kernels::check_labels(labels, logits.size(1), "cross_entropy");
+  if (!labels_checked) kernels::check_labels(labels, logits.size(1), "cross_entropy");
   const Tensor lc = labels.contiguous();
   Tensor loss = Tensor::empty({}, logits.dtype(), logits.device());
   Tensor probs = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
