@@ -18,11 +18,12 @@ EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> sou
   opt.batch_size = batch_size;
   opt.shuffle = false;
   opt.workers = workers;
+  const Device device = module_device(model);
+  opt.pinned = device.is_cuda();  // uploads that need not wait
   data::Loader loader(std::move(source), opt);
   loader.start_epoch(0);
   data::Batch batch;
   EvalResult r;
-  const Device device = module_device(model);
   // One count per batch, kept on the device and read once at the end: no batch waits for the
   // previous one's result.
   const Tensor counts =
@@ -31,8 +32,9 @@ EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> sou
   while (loader.next(batch)) {
     r.skipped.insert(r.skipped.end(), batch.skipped.begin(), batch.skipped.end());
     if (batch.labels.numel() == 0) continue;
-    const Tensor logits = model.forward(batch.images.to(device));
-    kernels::count_correct_into(logits.contiguous(), batch.labels.to(device), counts, slot++);
+    const Tensor logits = model.forward(batch.images.to(device, /*non_blocking=*/true));
+    kernels::count_correct_into(logits.contiguous(), batch.labels.to(device, /*non_blocking=*/true),
+                                counts, slot++);
     r.seen += batch.labels.numel();
   }
   model.train(was_training);

@@ -40,6 +40,10 @@ class CpuBackend final : public DeviceBackend {
   void fill_zero(void* dst, Device, size_t bytes) override {
     if (bytes) std::memset(dst, 0, bytes);
   }
+  void fill_pattern(void* dst, Device, const void* pattern, size_t size, size_t count) override {
+    auto* d = static_cast<unsigned char*>(dst);
+    for (size_t i = 0; i < count; ++i) std::memcpy(d + i * size, pattern, size);
+  }
   CachingAllocator& cache() { return cache_; }
 
  private:

@@ -23,6 +23,10 @@ class DeviceBackend {
   // Copies between this device and the host or itself; src and dst name their devices.
   virtual void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) = 0;
   virtual void fill_zero(void* dst, Device dev, size_t bytes) = 0;
+  // Writes `count` copies of the `size`-byte pattern (1, 2, 4 or 8 bytes: one element) from
+  // dst on; queued like fill_zero, no host wait (the pattern is passed by value).
+  virtual void fill_pattern(void* dst, Device dev, const void* pattern, size_t size,
+                            size_t count) = 0;
   // Host to device without waiting: the copy is queued where later work on dst_dev sees its
   // result, and src's host memory is held back from reuse until the copy has read it, so the
   // caller may free it at once. Only page-locked memory from pinned_allocator() can be copied

@@ -369,7 +369,14 @@ void Tensor::fill_(double value) const {
     return;
   }
   if (!device().is_cpu()) {
-    copy_(full(shape(), value, dtype()).to(device()));
+    if (is_contiguous()) {  // one element made on the host, repeated by the device
+      const Tensor one = full({1}, value, dtype());
+      backend_for(device().type)
+          .fill_pattern(raw_data(), device(), one.raw_data(), dtype_size(dtype()),
+                        static_cast<size_t>(numel()));
+    } else {
+      copy_(full(shape(), value, dtype()).to(device()));
+    }
     return;
   }
   dispatch_dtype(dtype(), [&](auto tag) {

@@ -74,5 +74,8 @@ StreamGuard::~StreamGuard() = default;
 void* current_stream_handle(int) {
   return nullptr;
 }
+uint64_t host_wait_count() {
+  return 0;
+}
 }  // namespace tranq::cuda
 #endif

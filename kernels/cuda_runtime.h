@@ -50,6 +50,13 @@ Allocator& pinned_allocator();
 // Waits until all work queued on cuda:`device` has finished (benchmarks, tests).
 void synchronize(int device = 0);
 
+// How many times the CUDA backend has made the host wait for a device since the process
+// started: copies to or from the host (except non-blocking uploads from pinned memory), the
+// transition passes that return their counts, synchronize() and Stream::synchronize(). A
+// training step that only queues work leaves it unchanged (tests/test_cuda_step_waits.cpp;
+// `tranq bench` reports host_waits_per_step). 0 in a build without the CUDA backend.
+uint64_t host_wait_count();
+
 // A CUDA stream of one device. Ops take their stream from the thread's current stream of the
 // device their tensors are on: the legacy default stream, unless a StreamGuard names another.
 // Streams made here are blocking streams, so work on them is ordered with the legacy default

@@ -1,5 +1,6 @@
 #include "layers/batch_norm.h"
 
+#include "kernels/counter.h"
 #include "layers/functional.h"
 
 namespace tranq {
@@ -41,14 +42,7 @@ Tensor BatchNorm2d::forward_act(const Tensor& x, const Tensor& residual, bool re
 }
 
 void BatchNorm2d::count_batch() {
-  if (!is_training()) return;
-  if (num_batches_tracked_.device().is_cpu()) {
-    ++num_batches_tracked_.data<int64_t>()[0];
-  } else {
-    Tensor host = num_batches_tracked_.to(Device::cpu()).clone();
-    ++host.data<int64_t>()[0];
-    num_batches_tracked_.copy_(host.to(num_batches_tracked_.device()));
-  }
+  if (is_training()) kernels::add_to_counter(num_batches_tracked_, 1);  // where it lives
 }
 
 }  // namespace tranq

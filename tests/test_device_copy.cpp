@@ -31,6 +31,12 @@ class FakeDevice final : public DeviceBackend {
   void fill_zero(void* dst, Device, size_t bytes) override {
     if (bytes) std::memset(dst, 0, bytes);
   }
+  void fill_pattern(void* dst, Device, const void* pattern, size_t size, size_t count) override {
+    for (size_t i = 0; i < count; ++i)
+      std::memcpy(static_cast<char*>(dst) + i * size, pattern, size);
+    ++fills;
+  }
+  int fills = 0;
 
  private:
   HostAllocator alloc_;
@@ -82,4 +88,19 @@ TEST_F(DeviceCopy, WritingIntoAStridedDeviceViewKeepsTheRest) {
   const Tensor row_view = dev.transpose(0, 1);  // [3, 2] strided; fill from a strided host view
   row_view.copy_(iota({2, 3}).transpose(0, 1));
   EXPECT_EQ(dev.to(Device::cpu()).to_vector<float>(), iota({2, 3}).to_vector<float>());
+}
+
+// A non-zero fill of a contiguous device tensor is one backend fill of the element's bytes (no
+// host copy); a strided view is filled through the host mirror and keeps the rest.
+TEST_F(DeviceCopy, FillsUseTheBackendsPatternFill) {
+  const int before = fake().fills;
+  const Tensor d = Tensor::zeros({2, 3}, DType::f64, Device::cuda());
+  d.fill_(2.5);
+  EXPECT_EQ(fake().fills, before + 1);
+  EXPECT_EQ(d.to(Device::cpu()).to_vector<double>(), std::vector<double>(6, 2.5));
+  const Tensor i8 = Tensor::ones({5}, DType::i8, Device::cuda());
+  EXPECT_EQ(i8.to(Device::cpu()).to_vector<int8_t>(), std::vector<int8_t>(5, 1));
+  d.narrow(1, 1, 1).fill_(-1.0);
+  EXPECT_EQ(d.to(Device::cpu()).to_vector<double>(),
+            (std::vector<double>{2.5, -1.0, 2.5, 2.5, -1.0, 2.5}));
 }

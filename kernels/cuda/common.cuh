@@ -73,6 +73,9 @@ inline cudaStream_t current_stream(int device) {
   return static_cast<cudaStream_t>(current_stream_handle(device));
 }
 
+// Counts one host wait for host_wait_count(); call it beside every synchronising call.
+void note_host_wait();
+
 // Makes `device` current for the guard's lifetime (kernels run on the tensors' GPU).
 class DeviceGuard {
  public:

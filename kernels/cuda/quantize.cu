@@ -223,6 +223,7 @@ void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y)
   unsigned long long host_bad = 0;
   TRANQ_CUDA_CHECK(
       cudaMemcpyAsync(&host_bad, bad, sizeof host_bad, cudaMemcpyDeviceToHost, stream));
+  ::tranq::cuda::note_host_wait();
   TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
   TRANQ_CHECK(host_bad == 0,
               "dequantize_codes: {} of {} codes lie outside [{}, {}]{}; were they produced "

@@ -2,6 +2,8 @@
 // pinned host memory.
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +42,7 @@ class CudaBackend final : public DeviceBackend {
     if (bytes == 0) return;
     if (dst_dev.is_cuda() && src_dev.is_cuda() && dst_dev.index != src_dev.index) {
       DeviceGuard guard(dst_dev.index);
+      note_host_wait();
       TRANQ_CUDA_CHECK(cudaMemcpyPeer(dst, dst_dev.index, src, src_dev.index, bytes));
       return;
     }
@@ -50,7 +53,10 @@ class CudaBackend final : public DeviceBackend {
     DeviceGuard guard(index);
     cudaStream_t stream = current_stream(index);
     TRANQ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream));
-    if (kind != cudaMemcpyDeviceToDevice) TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (kind != cudaMemcpyDeviceToDevice) {
+      note_host_wait();
+      TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
   }
 
   // Queued on the current stream; the pinned cache holds src's block until the copy has run.
@@ -63,6 +69,10 @@ class CudaBackend final : public DeviceBackend {
     DeviceGuard guard(dev.index);
     TRANQ_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, current_stream(dev.index)));
   }
+
+  // A kernel over words of the pattern's size, queued on the current stream.
+  void fill_pattern(void* dst, Device dev, const void* pattern, size_t size,
+                    size_t count) override;
 
  private:
   std::vector<std::unique_ptr<CachingDeviceAllocator>> allocators_;
@@ -194,6 +204,43 @@ PinnedCache& pinned_cache() {
 
 }  // namespace
 
+namespace {
+
+template <class U>
+__global__ void fill_kernel(U* p, int64_t n, U v) {
+  TRANQ_GRID_STRIDE_LOOP(i, n) p[i] = v;
+}
+
+template <class U>
+void launch_fill(void* dst, const void* pattern, size_t count, cudaStream_t stream) {
+  U v;
+  std::memcpy(&v, pattern, sizeof v);
+  const int64_t n = static_cast<int64_t>(count);
+  fill_kernel<U><<<grid_for(n), kThreads, 0, stream>>>(static_cast<U*>(dst), n, v);
+  TRANQ_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void CudaBackend::fill_pattern(void* dst, Device dev, const void* pattern, size_t size,
+                               size_t count) {
+  if (count == 0) return;
+  DeviceGuard guard(dev.index);
+  cudaStream_t stream = current_stream(dev.index);
+  switch (size) {
+    case 1:
+      return launch_fill<uint8_t>(dst, pattern, count, stream);
+    case 2:
+      return launch_fill<uint16_t>(dst, pattern, count, stream);
+    case 4:
+      return launch_fill<uint32_t>(dst, pattern, count, stream);
+    case 8:
+      return launch_fill<unsigned long long>(dst, pattern, count, stream);
+    default:
+      TRANQ_THROW(ValueError, "fill_pattern: element size {} is not 1, 2, 4 or 8 bytes", size);
+  }
+}
+
 void CudaBackend::copy_from_pinned_async(void* dst, Device dst_dev, const void* src,
                                          size_t bytes) {
   if (bytes == 0) return;
@@ -201,8 +248,10 @@ void CudaBackend::copy_from_pinned_async(void* dst, Device dst_dev, const void* 
   cudaStream_t stream = current_stream(dst_dev.index);
   // Queue the copy first: a use recorded before it would complete too early.
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
-  if (!pinned_cache().record_use(src, dst_dev.index, stream))
+  if (!pinned_cache().record_use(src, dst_dev.index, stream)) {
+    note_host_wait();
     TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
 }
 
 int device_count(std::string* why) {
@@ -252,7 +301,20 @@ Allocator& pinned_allocator() {
 void synchronize(int device) {
   init();
   DeviceGuard guard(device);
+  note_host_wait();
   TRANQ_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+namespace {
+std::atomic<uint64_t> g_host_waits{0};
+}  // namespace
+
+void note_host_wait() {
+  g_host_waits.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t host_wait_count() {
+  return g_host_waits.load(std::memory_order_relaxed);
 }
 
 namespace {
@@ -308,6 +370,7 @@ Stream Stream::legacy_default(int device) {
 
 void Stream::synchronize() const {
   DeviceGuard guard(device_);
+  note_host_wait();
   TRANQ_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(handle_)));
 }
 

@@ -220,6 +220,7 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
               counters + kBadScales);
   unsigned long long host[kNumCounters] = {};
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(host, counters, sizeof host, cudaMemcpyDeviceToHost, stream));
+  ::tranq::cuda::note_host_wait();
   TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
   TRANQ_CHECK(host[kBadScales] == 0,
               "{}: {} of {} scale values are zero or non-finite (initialise the scale first); "
