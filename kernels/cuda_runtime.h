@@ -52,7 +52,8 @@ void synchronize(int device = 0);
 
 // How many times the CUDA backend has made the host wait for a device since the process
 // started: copies to or from the host (except non-blocking uploads from pinned memory), the
-// transition passes that return their counts, synchronize() and Stream::synchronize(). A
+// transition passes that return their counts, synchronize(), Stream::synchronize() and the
+// destruction of a Stream. A
 // training step that only queues work leaves it unchanged (tests/test_cuda_step_waits.cpp;
 // `tranq bench` reports host_waits_per_step). 0 in a build without the CUDA backend.
 uint64_t host_wait_count();
@@ -68,8 +69,9 @@ uint64_t host_wait_count();
 // A tensor allocated under one stream and used on another must therefore stay alive until the
 // other stream's work on it is done (wait() or synchronize() before dropping it).
 //
-// Move-only RAII owner of a cudaStream_t; destroying it does not wait for its work (the driver
-// still runs it). Throws DeviceError("no CUDA device: ...") where there is no usable GPU.
+// Move-only RAII owner of a cudaStream_t; destroying it waits for the work queued on it (so
+// that blocks cached for it are free to reuse). Throws DeviceError("no CUDA device: ...") where
+// there is no usable GPU.
 class Stream {
  public:
   explicit Stream(int device = 0);

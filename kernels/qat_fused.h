@@ -23,8 +23,9 @@ TransitionCounts quantize_weight_and_count(const Tensor& w, const Tensor& scale,
 // as kernels::weight_transition_pass_into does: what a training step uses, so that the weights
 // are read once per step for both the next forward's quantized weight and the TRS counts. CPU:
 // ValueError on a bad scale, nothing written. CUDA: nothing synchronises; a zero or non-finite
-// scale leaves codes and prev_codes untouched, fills y with NaN (so a forward that uses it
-// cannot look healthy) and reports the row as weight_transition_pass_into does.
+// scale leaves codes and prev_codes untouched, fills y with NaN unless y aliases w (so a
+// forward that uses it cannot look healthy) and reports the row as
+// weight_transition_pass_into does.
 void quantize_weight_and_count_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                     const Tensor& y, const Tensor& codes, const Tensor& prev_codes,
                                     double near_fraction, const Tensor& counts, int64_t row);

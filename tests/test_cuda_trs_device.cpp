@@ -121,6 +121,9 @@ TEST(CudaTrsDevice, QuantizeAndCountIntoEqualsCpu) {
   EXPECT_TRUE(bits_equal(c.codes, a.codes));
   EXPECT_TRUE(bits_equal(c.prev, a.prev));
   for (float v : yc.to(Device::cpu()).to_vector<float>()) ASSERT_TRUE(std::isnan(v));
+  // In place (y is w): the latent weights survive a bad scale.
+  kernels::quantize_weight_and_count_into(c.w, c.scale, r, c.w, c.codes, c.prev, 0.1, tc, 0);
+  EXPECT_TRUE(bits_equal(c.w, a.w));
 }
 
 TEST(CudaTrsDevice, TrsUpdateMatchesCpu) {

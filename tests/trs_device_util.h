@@ -235,7 +235,8 @@ struct Rig {
     layers = quant::quantized_layers(*model);
     x = test::random_tensor({4, 1, 8, 8}, 18, -1, 1, DType::f32);
     quant::calibrate_activation_scales(*model, x);
-    // The output shape on the CPU: the CUDA rig never runs a forward pass (no cuDNN needed).
+    // The output shape on the CPU (the CUDA TRS tests run no forward pass on the device; the
+    // step-wait test does, with cuDNN).
     proj = test::random_tensor((*model)(x).shape(), 19, -1, 1, DType::f32).to(device);
     model->to(device);
     x = x.to(device);

@@ -131,6 +131,7 @@ class PinnedCache final : public Allocator {
     if (it == live_.begin()) return false;
     --it;
     if (a >= it->first + it->second.bytes) return false;
+    prune_completed_locked(it->second.uses);  // a block uploaded every step stays small
     cudaEvent_t ev = take_event_locked(device);
     const cudaError_t err = cudaEventRecord(ev, stream);
     if (err != cudaSuccess) events_[device].push_back(ev);
@@ -145,6 +146,22 @@ class PinnedCache final : public Allocator {
     // (device, event) after each async copy that reads the block
     std::vector<std::pair<int, cudaEvent_t>> uses;
   };
+
+  // Drops the uses whose copies have run (their events go back to the spares). A query that
+  // is not cudaSuccess (cudaErrorNotReady: still running) leaves the use in place and is
+  // cleared from the thread's last error, so the next launch check does not report it.
+  void prune_completed_locked(std::vector<std::pair<int, cudaEvent_t>>& uses) {
+    size_t kept = 0;
+    for (auto& u : uses) {
+      if (cudaEventQuery(u.second) == cudaSuccess) {
+        events_[u.first].push_back(u.second);
+      } else {
+        cudaGetLastError();
+        uses[kept++] = u;
+      }
+    }
+    uses.resize(kept);
+  }
 
   // An event of `device` (the current device): recorded on one of its streams only.
   cudaEvent_t take_event_locked(int device) {
@@ -163,12 +180,7 @@ class PinnedCache final : public Allocator {
   void collect_completed_locked() {
     for (size_t i = 0; i < pending_.size();) {
       auto& uses = pending_[i].second.uses;
-      // cudaErrorNotReady (still running) is an answer, not a recorded error; on any other
-      // error the block just stays pending.
-      while (!uses.empty() && cudaEventQuery(uses.back().second) == cudaSuccess) {
-        events_[uses.back().first].push_back(uses.back().second);
-        uses.pop_back();
-      }
+      prune_completed_locked(uses);
       if (uses.empty()) {
         release_or_cache_locked(pending_[i].first, pending_[i].second.bytes);
         pending_[i] = std::move(pending_.back());
@@ -342,7 +354,12 @@ Stream::Stream(int device) : device_(device), owned_(true) {
 Stream::~Stream() {
   if (owned_ && handle_) {
     DeviceGuard guard(device_);
-    cudaStreamDestroy(static_cast<cudaStream_t>(handle_));  // queued work still runs
+    // Waits for the stream's work first: the allocator's free list for this handle keeps its
+    // blocks, and the driver may hand the same handle to the next stream created, which must
+    // not get a block that queued work still uses.
+    note_host_wait();
+    cudaStreamSynchronize(static_cast<cudaStream_t>(handle_));
+    cudaStreamDestroy(static_cast<cudaStream_t>(handle_));
   }
 }
 

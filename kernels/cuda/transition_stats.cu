@@ -67,15 +67,17 @@ __global__ void finish_row_kernel(long long* row, int64_t numel, const unsigned 
 template <class T, bool kBinary, bool kInit, bool kValues>
 __global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int8_t* prev, T* y,
                                   int64_t inner, QuantRange r, T nf, unsigned long long* counters,
-                                  const unsigned long long* bad) {
+                                  const unsigned long long* bad, bool nan_on_bad) {
   __shared__ long long smem[kThreads];
   int64_t c, b, e;
   quant_piece(blockIdx.x, inner, kCudaChunk, &c, &b, &e);
   // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
-  // Values still get written: NaN, so that a forward using them cannot look healthy.
+  // With nan_on_bad (the _into form, y not aliasing w) values still get written: NaN, so that
+  // a forward using them cannot look healthy. Otherwise nothing is written, as promised.
   if (*bad != 0) {
     if constexpr (kValues)
-      for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) y[i] = nan_of<T>();
+      if (nan_on_bad)
+        for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) y[i] = nan_of<T>();
     return;
   }
   const T m = quant_multiplier(scale[c], r);
@@ -117,13 +119,14 @@ __global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int
 template <class T, bool kInit, bool kValues>
 void launch_transition(bool binary, unsigned grid, cudaStream_t stream, const T* w, const T* scale,
                        int8_t* codes, int8_t* prev, T* y, int64_t inner, const QuantRange& r, T nf,
-                       unsigned long long* counters, const unsigned long long* bad) {
+                       unsigned long long* counters, const unsigned long long* bad,
+                       bool nan_on_bad) {
   if (binary) {
-    transition_kernel<T, true, kInit, kValues>
-        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters, bad);
+    transition_kernel<T, true, kInit, kValues><<<grid, kThreads, 0, stream>>>(
+        w, scale, codes, prev, y, inner, r, nf, counters, bad, nan_on_bad);
   } else {
-    transition_kernel<T, false, kInit, kValues>
-        <<<grid, kThreads, 0, stream>>>(w, scale, codes, prev, y, inner, r, nf, counters, bad);
+    transition_kernel<T, false, kInit, kValues><<<grid, kThreads, 0, stream>>>(
+        w, scale, codes, prev, y, inner, r, nf, counters, bad, nan_on_bad);
   }
   TRANQ_CUDA_CHECK_LAUNCH();
 }
@@ -134,7 +137,7 @@ void launch_transition(bool binary, unsigned grid, cudaStream_t stream, const T*
 void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const QuantRange& r,
                  const Tensor& y, const Tensor& codes, const Tensor& prev_codes,
                  double near_fraction, bool init, cudaStream_t stream, unsigned long long* counters,
-                 unsigned long long* bad) {
+                 unsigned long long* bad, bool nan_on_bad) {
   const int64_t n = w.numel(), channels = scale.numel(), inner = n / channels;
   const unsigned grid = grid_exact(channels * quant_pieces_per_channel(inner, kCudaChunk), op);
   int8_t* pc = codes.data<int8_t>();
@@ -148,13 +151,13 @@ void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const Qua
     TRANQ_CUDA_CHECK_LAUNCH();
     if (init) {
       launch_transition<T, true, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr, inner,
-                                        r, nf, counters, bad);
+                                        r, nf, counters, bad, false);
     } else if (y.defined()) {
       launch_transition<T, false, true>(r.binary_sign, grid, stream, pw, ps, pc, pp, y.data<T>(),
-                                        inner, r, nf, counters, bad);
+                                        inner, r, nf, counters, bad, nan_on_bad);
     } else {
       launch_transition<T, false, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr,
-                                         inner, r, nf, counters, bad);
+                                         inner, r, nf, counters, bad, false);
     }
   });
 }
@@ -183,7 +186,10 @@ void transition_into(const char* op, const Tensor& w, const Tensor& scale, const
   TRANQ_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), stream));
   TRANQ_CUDA_CHECK(cudaMemsetAsync(prow, 0, kCountColumns * sizeof(long long), stream));
   auto* counters = reinterpret_cast<unsigned long long*>(prow + kCountChanged);
-  launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters, bad);
+  // NaN values on a bad scale, unless y is w itself (the latent weights must survive).
+  const bool nan_on_bad = y.defined() && y.raw_data() != w.raw_data();
+  launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters, bad,
+              nan_on_bad);
   finish_row_kernel<<<1, 1, 0, stream>>>(prow, w.numel(), bad);
   TRANQ_CUDA_CHECK_LAUNCH();
 }
@@ -217,7 +223,7 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
   auto* counters = static_cast<unsigned long long*>(counter_buf.data());
   TRANQ_CUDA_CHECK(cudaMemsetAsync(counters, 0, kNumCounters * sizeof(unsigned long long), stream));
   launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters,
-              counters + kBadScales);
+              counters + kBadScales, /*nan_on_bad=*/false);
   unsigned long long host[kNumCounters] = {};
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(host, counters, sizeof host, cudaMemcpyDeviceToHost, stream));
   ::tranq::cuda::note_host_wait();
