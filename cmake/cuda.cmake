@@ -35,7 +35,8 @@ if(TRANQ_WITH_CUDA)
     find_path(TRANQ_CUDNN_INCLUDE_DIR cudnn.h
               HINTS ${CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}
               PATH_SUFFIXES include)
-    find_library(TRANQ_CUDNN_LIBRARY cudnn
+    # libcudnn.so.N by name too: the pip packages (nvidia-cudnn-*) ship no unversioned link.
+    find_library(TRANQ_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 libcudnn.so.8
                  HINTS ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
                  PATH_SUFFIXES lib64 lib lib/x64)
     if(TRANQ_CUDNN_INCLUDE_DIR AND TRANQ_CUDNN_LIBRARY)

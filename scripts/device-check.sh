@@ -44,6 +44,11 @@ if [[ "${1:-}" == "--stage-third-party" ]]; then
       fi
     done
   done
+  # Multiarch headers (jconfig.h) next to the others: a compiler searches its own multiarch
+  # folder only under /usr/include, not under a prefix.
+  if [[ -d third_party/sysroot/usr/include/x86_64-linux-gnu ]]; then
+    cp -a third_party/sysroot/usr/include/x86_64-linux-gnu/. third_party/sysroot/usr/include/
+  fi
   if [[ -d /usr/src/googletest ]]; then
     rm -rf third_party/googletest
     cp -a /usr/src/googletest third_party/googletest
@@ -58,8 +63,8 @@ mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 SUMMARY="$OUT_DIR/summary.txt"
 BUILD=build-device
-JOBS=16
-DEADLINE=470  # seconds for the whole script, leaving margin under 8 minutes
+JOBS=${DEVICE_CHECK_JOBS:-16}
+DEADLINE=${DEVICE_CHECK_DEADLINE:-470}  # seconds for the whole script, leaving margin under 8 min
 : >"$SUMMARY"
 
 say() { echo "$*" | tee -a "$SUMMARY"; }
@@ -118,6 +123,34 @@ if [[ " ${missing[*]} " == *" GTest "* && ! -d "$SYSROOT/lib/x86_64-linux-gnu/cm
     say "deps: building googletest failed (see gtest-build.log)"
   fi
 fi
+# cuDNN (every CUDA convolution): CUDNN_ROOT if set, else the toolkit's, else the copy that the
+# pip packages nvidia-cudnn-* (PyTorch's) put under python3's site-packages/nvidia.
+CUDA_HOME_DIR=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+if [[ -n "${CUDNN_ROOT:-}" ]]; then
+  say "cudnn: CUDNN_ROOT=$CUDNN_ROOT (from the environment)"
+elif [[ -n "$(find "$CUDA_HOME_DIR" -maxdepth 4 -name cudnn.h 2>/dev/null | head -n 1)" ]]; then
+  say "cudnn: in the toolkit ($CUDA_HOME_DIR)"
+else
+  for p in python3 /usr/bin/python3; do
+    command -v "$p" >/dev/null || continue
+    nv_dirs=$("$p" -c 'import importlib.util as u; s = u.find_spec("nvidia")
+print("\n".join(s.submodule_search_locations or []) if s else "")' 2>/dev/null)
+    [[ -n "$nv_dirs" ]] || continue
+    header=$(while read -r d; do find "$d" -maxdepth 5 -name cudnn.h 2>/dev/null; done \
+               <<<"$nv_dirs" | head -n 1)
+    if [[ -n "$header" ]]; then
+      CUDNN_ROOT=$(dirname "$(dirname "$header")")
+      export CUDNN_ROOT
+      for lib in "$CUDNN_ROOT"/lib "$CUDNN_ROOT"/lib64; do
+        [[ -d "$lib" ]] && export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      done
+      say "cudnn: not in the toolkit; using $p's $CUDNN_ROOT ($(ls "$CUDNN_ROOT"/lib*/libcudnn.so* 2>/dev/null | head -n 1))"
+      break
+    fi
+  done
+  [[ -z "${CUDNN_ROOT:-}" ]] &&
+    say "cudnn: not found (toolkit, CUDNN_ROOT, python3's nvidia packages): CUDA convolution tests skip"
+fi
 PREFIX_ARG=()
 if ((${#PREFIXES[@]} > 0)); then
   PREFIX_ARG=("-DCMAKE_PREFIX_PATH=$(IFS=';'; echo "${PREFIXES[*]}")")
@@ -134,7 +167,8 @@ timeout "$(budget 150)" cmake -S . -B "$BUILD" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUI
 configure_rc=$?
 say "configure: exit $configure_rc"
 for v in Eigen3_DIR GTest_DIR benchmark_DIR fmt_DIR nlohmann_json_DIR CLI11_DIR CMAKE_CUDA_COMPILER \
-         CMAKE_CUDA_ARCHITECTURES; do
+         CMAKE_CUDA_ARCHITECTURES CUDA_cublas_LIBRARY TRANQ_CUDNN_INCLUDE_DIR TRANQ_CUDNN_LIBRARY \
+         JPEG_LIBRARY_RELEASE ZLIB_LIBRARY_RELEASE; do
   line=$(grep -E "^$v:" "$BUILD/CMakeCache.txt" 2>/dev/null | head -n 1)
   [[ -n "$line" ]] && say "  uses $line"
 done

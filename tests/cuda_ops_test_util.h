@@ -41,6 +41,20 @@
 #define TRANQ_REQUIRE_CUDA_OPS() TRANQ_REQUIRE_CUDA()
 #endif
 
+// TRANQ_REQUIRE_CUDA_OPS for tests that run convolutions: these also skip in a CUDA build
+// without cuDNN.
+#if defined(TRANQ_CUDA_OPS_TEST_ON_CPU)
+#define TRANQ_REQUIRE_CUDA_CONV() TRANQ_REQUIRE_CUDA_OPS()
+#else
+#define TRANQ_REQUIRE_CUDA_CONV()                                                        \
+  do {                                                                                   \
+    TRANQ_REQUIRE_CUDA_OPS();                                                            \
+    if (!::tranq::cuda::has_cudnn())                                                     \
+      GTEST_SKIP() << "no cuDNN in this CUDA build: configure with CUDNN_ROOT=<prefix> " \
+                      "to run CUDA convolutions";                                        \
+  } while (0)
+#endif
+
 namespace tranq::test {
 
 constexpr double kTolF32 = 3e-5;

@@ -24,6 +24,16 @@
     ::tranq::cuda::init();                              \
   } while (0)
 
+// TRANQ_REQUIRE_CUDA, and skips (with the reason) in a CUDA build without cuDNN too: for tests
+// that run convolutions on the device.
+#define TRANQ_REQUIRE_CUDNN()                                                           \
+  do {                                                                                  \
+    TRANQ_REQUIRE_CUDA();                                                               \
+    if (!::tranq::cuda::has_cudnn())                                                    \
+      GTEST_SKIP() << "no cuDNN in this CUDA build: configure with CUDNN_ROOT=<prefix> " \
+                      "to run CUDA convolutions";                                       \
+  } while (0)
+
 namespace tranq::test {
 
 inline Tensor to_cuda(const Tensor& t) {

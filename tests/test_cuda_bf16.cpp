@@ -140,6 +140,7 @@ TEST(CudaBf16, GemmMatchesCpu) {
 
 TEST(CudaBf16, Conv2dMatchesCpu) {
   TRANQ_REQUIRE_CUDA_BF16();
+  if (!cuda::has_cudnn()) GTEST_SKIP() << "no cuDNN in this CUDA build: no CUDA convolutions";
   struct Case {
     Shape x, w;
     kernels::Conv2dParams p;
@@ -161,7 +162,8 @@ TEST(CudaBf16, Conv2dMatchesCpu) {
     kernels::conv2d_forward(x, w, bias, y, cc.p, kBf16);
     kernels::conv2d_forward(to_cuda(x), to_cuda(w), to_cuda(bias), gy, cc.p, kBf16);
     Tensor by = Tensor::empty(ys);
-    kernels::conv2d_forward(abs_rounded(x), abs_rounded(w), Tensor(), by, cc.p);
+    // |bias| too: the GPU adds the bias after the sum, the CPU starts the sum from it.
+    kernels::conv2d_forward(abs_rounded(x), abs_rounded(w), abs_rounded(bias), by, cc.p);
     expect_close(gy, y, by, "forward");
 
     Tensor dx = Tensor::empty(cc.x), gdx = Tensor::empty(cc.x, DType::f32, Device::cuda());
@@ -182,6 +184,7 @@ TEST(CudaBf16, Conv2dMatchesCpu) {
 
 TEST(CudaBf16, LayersMatchCpu) {
   TRANQ_REQUIRE_CUDA_BF16();
+  if (!cuda::has_cudnn()) GTEST_SKIP() << "no cuDNN in this CUDA build: no CUDA convolutions";
   // The same layer on both devices (same seed), in bf16: outputs and gradients agree within
   // the tolerance of the products they come from; bounds from the fp32 ops on |operands|.
   Linear cl(40, 6, true, DType::f32, 7), gl(40, 6, true, DType::f32, 7);

@@ -61,7 +61,7 @@ std::string label(const Case& k, DType dt) {
 }  // namespace
 
 TEST(CudaOpsConv2d, ForwardAndGradientsMatchCpu) {
-  TRANQ_REQUIRE_CUDA_OPS();
+  TRANQ_REQUIRE_CUDA_CONV();
   uint64_t seed = 1;
   for (DType dt : {DType::f32, DType::f64}) {
     for (const Case& k : kCases) {
@@ -107,7 +107,7 @@ TEST(CudaOpsConv2d, ForwardAndGradientsMatchCpu) {
 // products), and turning it off again restores full precision (the algorithm cache is keyed on
 // the setting).
 TEST(CudaOpsConv2d, Tf32IsOptIn) {
-  TRANQ_REQUIRE_CUDA_OPS();
+  TRANQ_REQUIRE_CUDA_CONV();
   ASSERT_FALSE(kernels::allow_tf32());
   const Case& k = kCases[7];
   const Shape xs{k.n, k.c, k.h, k.w}, ws{k.o, k.c / k.p.groups, k.kh, k.kw};
@@ -126,7 +126,7 @@ TEST(CudaOpsConv2d, Tf32IsOptIn) {
 // One training step of a small network through ops:: autograd: the loss and every parameter's
 // gradient on the GPU against the CPU.
 TEST(CudaOpsConv2d, SmallNetworkStepMatchesCpu) {
-  TRANQ_REQUIRE_CUDA_OPS();
+  TRANQ_REQUIRE_CUDA_CONV();
   for (DType dt : {DType::f32, DType::f64}) {
     const Tensor x0 = uniform({4, 3, 12, 12}, 1, dt);
     const Tensor labels0 = Tensor::from_vector<int32_t>({0, 3, 1, 4}, {4});

@@ -34,8 +34,11 @@ TEST(CudaStepWaits, CountersAdvanceInPlaceOnTheCpu) {
   bn(x);
   bn.eval();
   bn(x);
-  for (auto& [name, b] : bn.named_buffers())
-    if (name == "num_batches_tracked") EXPECT_EQ(b.to_vector<int64_t>()[0], 2);
+  for (auto& [name, b] : bn.named_buffers()) {
+    if (name == "num_batches_tracked") {
+      EXPECT_EQ(b.to_vector<int64_t>()[0], 2);
+    }
+  }
 }
 
 TEST(CudaStepWaits, FillsAndCountersOnTheDeviceEqualTheCpu) {
@@ -58,7 +61,7 @@ TEST(CudaStepWaits, FillsAndCountersOnTheDeviceEqualTheCpu) {
 }
 
 TEST(CudaStepWaits, AQatTrsStepQueuesWithoutWaiting) {
-  TRANQ_REQUIRE_CUDA();
+  TRANQ_REQUIRE_CUDNN();
   Rig r("sgd", Device::cuda());
   auto q = r.controller(optim::TalrRule::multiplicative);
   q->initialise();

@@ -165,7 +165,7 @@ TEST(Export, IntegerModelRoundTrip) {
       EXPECT_NE(std::string(e.what()).find(victim), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     }
-    for (const std::string v : {std::string("bn1.running_mean"), std::string("layer1.0.conv1.act_scale"),
+    for (const std::string& v : {std::string("bn1.running_mean"), std::string("layer1.0.conv1.act_scale"),
                                  std::string("layer1.0.conv1.weight_scale")}) {
       SafetensorsContent b2 = in;
       b2.tensors.erase(std::remove_if(b2.tensors.begin(), b2.tensors.end(), [&](auto& p) { return p.first == v; }),

@@ -89,8 +89,9 @@ TEST_F(Safetensors, RoundTripEveryDtypeScalarEmptyAndMetadata) {
     EXPECT_TRUE(b.is_contiguous());
     Tensor ac = a.contiguous();
     ASSERT_EQ(b.nbytes(), ac.nbytes());
-    if (b.nbytes() > 0)
+    if (b.nbytes() > 0) {
       EXPECT_EQ(std::memcmp(b.raw_data(), ac.raw_data(), b.nbytes()), 0) << in[i].first;
+    }
   }
   EXPECT_EQ(out.tensors[9].second.to_vector<float>(), (std::vector<float>{1, 4, 2, 5, 3, 6}));
   EXPECT_EQ(out.tensors[6].second.item(), 42.5);

@@ -301,6 +301,8 @@ void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& 
       return;
     }
   }
+  // An error pending from earlier work surfaces here, not cleared by the search below.
+  TRANQ_CUDA_CHECK(cudaGetLastError());
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   for (const Choice& c : usable_choices(h.handle, dir, d, dtype, tf32, bf16)) {
     last = execute(h.handle, dir, d, c, x, w, y);
