@@ -4,6 +4,7 @@
 
 #include "apps/device.h"
 #include "core/autograd.h"
+#include "datasets/device_prefetcher.h"
 #include "datasets/loader.h"
 #include "kernels/accuracy.h"
 
@@ -29,12 +30,13 @@ EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> sou
   const Tensor counts =
       Tensor::zeros({std::max<int64_t>(1, loader.batches_per_epoch())}, DType::i64, device);
   int64_t slot = 0;
+  data::DevicePrefetcher prefetcher(device);  // uploads overlap the previous batch's forward
   while (loader.next(batch)) {
     r.skipped.insert(r.skipped.end(), batch.skipped.begin(), batch.skipped.end());
     if (batch.labels.numel() == 0) continue;
-    const Tensor logits = model.forward(batch.images.to(device, /*non_blocking=*/true));
-    kernels::count_correct_into(logits.contiguous(), batch.labels.to(device, /*non_blocking=*/true),
-                                counts, slot++);
+    const data::DevicePrefetcher::DeviceBatch on_device = prefetcher.upload(batch);
+    const Tensor logits = model.forward(on_device.images);
+    kernels::count_correct_into(logits.contiguous(), on_device.labels, counts, slot++);
     r.seen += batch.labels.numel();
   }
   model.train(was_training);

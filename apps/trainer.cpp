@@ -15,6 +15,7 @@
 #include "core/atomic_file.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
+#include "datasets/device_prefetcher.h"
 #include "datasets/loader.h"
 #include "datasets/sources.h"
 #include "kernels/cross_entropy.h"
@@ -214,6 +215,7 @@ double run_train(TrainConfig cfg, bool resume) {
     window_loss = 0;
     window_correct = window_batches = 0;
     data::Batch batch;
+    data::DevicePrefetcher prefetcher(device);
     sync_qat();  // normally nothing pending: the last epoch ended with a checkpoint
     transitions = TransitionWindow();  // a window does not span epochs (the host path's too)
     while (loader.next(batch)) {
@@ -229,10 +231,11 @@ double run_train(TrainConfig cfg, bool resume) {
       opt->zero_grad();
       // Checked here, on the host batch, so that the loss need not check them on the device.
       kernels::check_labels(batch.labels, train_set->num_classes(), "train");
-      // From pinned memory on a GPU: queued, no wait (the pinned cache keeps the batch's host
-      // memory from reuse until the copy has run).
-      const Tensor images = batch.images.to(device, /*non_blocking=*/true);
-      const Tensor labels = batch.labels.to(device, /*non_blocking=*/true);
+      // On a GPU: queued on the prefetcher's copy stream, overlapping the last step's compute,
+      // with no wait (the pinned cache keeps the batch's host memory until the copy has run).
+      const data::DevicePrefetcher::DeviceBatch on_device = prefetcher.upload(batch);
+      const Tensor& images = on_device.images;
+      const Tensor& labels = on_device.labels;
       Tensor logits = model->forward(images);
       Tensor loss =
           ops::cross_entropy(logits, labels, cfg.label_smoothing, /*labels_checked=*/true);

@@ -328,6 +328,19 @@ void Tensor::copy_(const Tensor& src) const {
   backend_for(t).copy(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 }
 
+void Tensor::copy_(const Tensor& src, bool non_blocking) const {
+  if (!non_blocking || device().is_cpu() || !src.device().is_cpu() || !is_contiguous() ||
+      !src.is_contiguous()) {
+    copy_(src);
+    return;
+  }
+  TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(),
+              "copy_: source {} does not match {}", tensor_str(src), tensor_str(*this));
+  if (nbytes() > 0)
+    backend_for(device().type).copy_from_pinned_async(raw_data(), device(), src.raw_data(),
+                                                      nbytes());
+}
+
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
   Tensor src = contiguous();

@@ -78,6 +78,10 @@ class Tensor {
   Tensor to(DType dtype) const;    // converted copy (CPU); same tensor when already that dtype
   // Copies src (same shape, dtype) into this tensor's memory, which may be a strided view.
   void copy_(const Tensor& src) const;
+  // non_blocking: src a contiguous host tensor in page-locked memory and this a contiguous GPU
+  // tensor: the copy is queued on the device's current stream without waiting, as in
+  // to(device, true). Otherwise the same as copy_(src).
+  void copy_(const Tensor& src, bool non_blocking) const;
   void fill_(double value) const;
   void zero_() const;
 

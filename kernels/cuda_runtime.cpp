@@ -37,6 +37,9 @@ int device_count(std::string* why) {
   if (why) *why = kNoBackend;
   return 0;
 }
+bool has_cudnn() {
+  return false;
+}
 void init() {
   no_backend("init");
 }
@@ -52,7 +55,7 @@ Allocator& pinned_allocator() {
 void synchronize(int) {
   no_backend("synchronize");
 }
-Stream::Stream(int) {
+Stream::Stream(int, bool) {
   no_backend("Stream");
 }
 Stream::~Stream() = default;
@@ -64,8 +67,23 @@ Stream Stream::legacy_default(int) {
 void Stream::synchronize() const {
   no_backend("Stream::synchronize");
 }
+Stream Stream::current(int) {
+  no_backend("Stream::current");
+}
 void Stream::wait(const Stream&) const {
   no_backend("Stream::wait");
+}
+void Stream::wait(const Event&) const {
+  no_backend("Stream::wait");
+}
+Event::Event(int) {
+  no_backend("Event");
+}
+Event::~Event() = default;
+Event::Event(Event&& o) noexcept = default;
+Event& Event::operator=(Event&& o) noexcept = default;
+void Event::record(const Stream&) {
+  no_backend("Event::record");
 }
 StreamGuard::StreamGuard(const Stream&) : device_(0), previous_(nullptr) {
   no_backend("StreamGuard");

@@ -13,6 +13,10 @@ namespace tranq::cuda {
 // When 0 and why is given, *why says the reason.
 int device_count(std::string* why = nullptr);
 
+// Whether this build's CUDA backend has cuDNN, which every convolution on a CUDA tensor needs
+// (without it they throw DeviceError saying so). False in a build without the CUDA backend.
+bool has_cudnn();
+
 // Registers the CUDA device backend (memory, copies) with core so tensors can live on the GPU,
 // and pinned_allocator() as core's pinned host allocator (Tensor::empty_pinned). Idempotent.
 // Throws DeviceError("no CUDA device: ...") when device_count() is 0.
@@ -52,8 +56,9 @@ void synchronize(int device = 0);
 
 // How many times the CUDA backend has made the host wait for a device since the process
 // started: copies to or from the host (except non-blocking uploads from pinned memory), the
-// transition passes that return their counts, synchronize(), Stream::synchronize() and the
-// destruction of a Stream. A
+// transition passes that return their counts, synchronize(), Stream::synchronize(), the
+// destruction of a Stream, and returning cached memory to the driver (empty_cache(), a
+// cudaMalloc retried after it, a pinned block freed beyond the pinned cache's limit). A
 // training step that only queues work leaves it unchanged (tests/test_cuda_step_waits.cpp;
 // `tranq bench` reports host_waits_per_step). 0 in a build without the CUDA backend.
 uint64_t host_wait_count();
@@ -71,10 +76,13 @@ uint64_t host_wait_count();
 //
 // Move-only RAII owner of a cudaStream_t; destroying it waits for the work queued on it (so
 // that blocks cached for it are free to reuse). Throws DeviceError("no CUDA device: ...") where
-// there is no usable GPU.
+// there is no usable GPU. blocking = false makes a stream that is not ordered with the legacy
+// default stream either (cudaStreamNonBlocking): what a copy stream needs to overlap work that
+// runs on the legacy default stream; its users order it with events alone.
+class Event;
 class Stream {
  public:
-  explicit Stream(int device = 0);
+  explicit Stream(int device = 0, bool blocking = true);
   ~Stream();
   Stream(Stream&& o) noexcept;
   Stream& operator=(Stream&& o) noexcept;
@@ -84,6 +92,8 @@ class Stream {
   // A non-owning handle of cuda:`device`'s legacy default stream (to wait() for it, or to make
   // it current again inside another guard).
   static Stream legacy_default(int device = 0);
+  // A non-owning handle of this thread's current stream of cuda:`device` (see StreamGuard).
+  static Stream current(int device = 0);
 
   int device() const { return device_; }
   void* handle() const { return handle_; }  // the cudaStream_t
@@ -92,12 +102,37 @@ class Stream {
   // Work queued on this stream from now on runs after all work queued on `other` so far (an
   // event recorded on other); the host does not wait. Both on the same device.
   void wait(const Stream& other) const;
+  // Work queued on this stream from now on runs after the work that `event` captured when it
+  // was last recorded (nothing, if it never was). The host does not wait.
+  void wait(const Event& event) const;
 
  private:
   Stream(int device, void* handle, bool owned) : device_(device), handle_(handle), owned_(owned) {}
   int device_ = 0;
   void* handle_ = nullptr;
   bool owned_ = false;
+};
+
+// A point in a stream's queue (cudaEvent_t without timing), to order another stream after it
+// later: record() captures the work queued on a stream so far, Stream::wait(event) orders after
+// it. Move-only RAII; re-recording is allowed. Throws DeviceError("no CUDA device: ...") where
+// there is no usable GPU.
+class Event {
+ public:
+  explicit Event(int device = 0);
+  ~Event();
+  Event(Event&& o) noexcept;
+  Event& operator=(Event&& o) noexcept;
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  int device() const { return device_; }
+  void* handle() const { return handle_; }  // the cudaEvent_t
+  void record(const Stream& stream);        // stream on the event's device
+
+ private:
+  int device_ = 0;
+  void* handle_ = nullptr;
 };
 
 // Makes `stream` the current stream of its device on this thread for the guard's lifetime; the

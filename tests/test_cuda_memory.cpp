@@ -94,8 +94,14 @@ TEST(CudaMemory, CachingAllocatorReusesBlocksAndCounts) {
     EXPECT_GE(s.peak_in_use_bytes, s.in_use_bytes);
   }
   EXPECT_EQ(cuda::memory_stats().cached_bytes, 4096u + (size_t{3} << 20));
+  // Returning blocks to the driver (cudaFree) waits for the device: counted once per release;
+  // an empty cache has nothing to free and nothing to wait for.
+  const uint64_t waits = cuda::host_wait_count();
   cuda::empty_cache();
   EXPECT_EQ(cuda::memory_stats().cached_bytes, 0u);
+  EXPECT_EQ(cuda::host_wait_count(), waits + 1);
+  cuda::empty_cache();
+  EXPECT_EQ(cuda::host_wait_count(), waits + 1);
 }
 
 TEST(CudaMemory, OutOfMemoryIsDeviceErrorAndAllocatorStillWorks) {

@@ -66,8 +66,13 @@ void* CachingDeviceAllocator::malloc_or_retry(size_t size) {
 
 void CachingDeviceAllocator::release_cached_locked() {
   // cudaFree waits for the device, so kernels still using a freed tensor's block finish first.
+  bool waited = false;
   for (auto& [key, ptrs] : free_)
-    for (void* p : ptrs) cudaFree(p);
+    for (void* p : ptrs) {
+      cudaFree(p);
+      waited = true;
+    }
+  if (waited) note_host_wait();
   free_.clear();
   stats_.cached_bytes = 0;
 }

@@ -193,6 +193,7 @@ class PinnedCache final : public Allocator {
 
   void release_or_cache_locked(void* p, size_t bytes) {
     if (cached_ + bytes > kPinnedCacheBytes) {
+      note_host_wait();  // cudaFreeHost waits for the device
       cudaFreeHost(p);
       return;
     }
@@ -278,6 +279,14 @@ int device_count(std::string* why) {
   return n;
 }
 
+bool has_cudnn() {
+#if defined(TRANQ_WITH_CUDNN) && TRANQ_WITH_CUDNN
+  return true;
+#else
+  return false;
+#endif
+}
+
 void init() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -339,7 +348,7 @@ void* current_stream_handle(int device) {
   return it == t_current.end() ? nullptr : it->second;
 }
 
-Stream::Stream(int device) : device_(device), owned_(true) {
+Stream::Stream(int device, bool blocking) : device_(device), owned_(true) {
   init();
   std::string why;
   const int n = device_count(&why);
@@ -347,7 +356,9 @@ Stream::Stream(int device) : device_(device), owned_(true) {
                  device, n);
   DeviceGuard guard(device);
   cudaStream_t s = nullptr;
-  TRANQ_CUDA_CHECK(cudaStreamCreate(&s));  // blocking: ordered with the legacy default stream
+  // Blocking streams are ordered with the legacy default stream; non-blocking ones are not.
+  TRANQ_CUDA_CHECK(
+      cudaStreamCreateWithFlags(&s, blocking ? cudaStreamDefault : cudaStreamNonBlocking));
   handle_ = s;
 }
 
@@ -385,6 +396,11 @@ Stream Stream::legacy_default(int device) {
   return Stream(device, nullptr, false);
 }
 
+Stream Stream::current(int device) {
+  init();
+  return Stream(device, current_stream_handle(device), false);
+}
+
 void Stream::synchronize() const {
   DeviceGuard guard(device_);
   note_host_wait();
@@ -402,6 +418,57 @@ void Stream::wait(const Stream& other) const {
       rec == cudaSuccess ? cudaStreamWaitEvent(static_cast<cudaStream_t>(handle_), ev, 0) : rec;
   cudaEventDestroy(ev);  // released once the wait no longer needs it
   TRANQ_CUDA_CHECK(wait);
+}
+
+void Stream::wait(const Event& event) const {
+  TRANQ_CHECK(event.device() == device_,
+              "Stream::wait: a stream of cuda:{} cannot wait for an event of cuda:{}", device_,
+              event.device());
+  DeviceGuard guard(device_);
+  TRANQ_CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(handle_),
+                                       static_cast<cudaEvent_t>(event.handle()), 0));
+}
+
+Event::Event(int device) : device_(device) {
+  init();
+  std::string why;
+  const int n = device_count(&why);
+  TRANQ_CHECK_AS(DeviceError, device >= 0 && device < n, "no CUDA device cuda:{} (found {})",
+                 device, n);
+  DeviceGuard guard(device);
+  cudaEvent_t e = nullptr;
+  TRANQ_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  handle_ = e;
+}
+
+Event::~Event() {
+  if (handle_) {
+    DeviceGuard guard(device_);
+    cudaEventDestroy(static_cast<cudaEvent_t>(handle_));  // deferred by the driver while pending
+  }
+}
+
+Event::Event(Event&& o) noexcept : device_(o.device_), handle_(o.handle_) {
+  o.handle_ = nullptr;
+}
+
+Event& Event::operator=(Event&& o) noexcept {
+  if (this != &o) {
+    Event old(std::move(*this));
+    device_ = o.device_;
+    handle_ = o.handle_;
+    o.handle_ = nullptr;
+  }
+  return *this;
+}
+
+void Event::record(const Stream& stream) {
+  TRANQ_CHECK(stream.device() == device_,
+              "Event::record: an event of cuda:{} cannot record a stream of cuda:{}", device_,
+              stream.device());
+  DeviceGuard guard(device_);
+  TRANQ_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_),
+                                   static_cast<cudaStream_t>(stream.handle())));
 }
 
 StreamGuard::StreamGuard(const Stream& stream)
