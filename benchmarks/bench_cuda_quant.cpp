@@ -148,8 +148,22 @@ void BM_CudaQuantizeWeightAndCount(benchmark::State& state) {
       !check(state, same_bits(dy, y), "y") || !check(state, same_bits(dcodes, codes), "codes") ||
       !check(state, same_bits(dprev, prev), "prev_codes"))
     return;
+  // Timed in the training step's form, counts into a device table: the synchronous form above
+  // would add a device-to-host copy and the host's wake-up to every iteration. Validated too.
+  Tensor table = Tensor::zeros({1, kernels::kCountColumns}, DType::i64, Device::cuda());
+  kernels::weight_transition_init(dw, dscale, r, dcodes, dprev, 0.1);
+  kernels::quantize_weight_and_count_into(dw_moved, dscale, r, dy, dcodes, dprev, 0.1, table, 0);
+  const std::vector<int64_t> row = table.to(Device::cpu()).to_vector<int64_t>();
+  if (!check(state,
+             row[kernels::kCountChanged] == k.changed &&
+                 row[kernels::kCountOscillated] == k.oscillated &&
+                 row[kernels::kCountNear] == k.near,
+             "counts table") ||
+      !check(state, same_bits(dy, y), "y (table form)") ||
+      !check(state, same_bits(dcodes, codes), "codes (table form)"))
+    return;
   time_loop(state, static_cast<double>(n) * (4 + 4 + 2 + 2), [&] {
-    kernels::quantize_weight_and_count(dw_moved, dscale, r, dy, dcodes, dprev, 0.1);
+    kernels::quantize_weight_and_count_into(dw_moved, dscale, r, dy, dcodes, dprev, 0.1, table, 0);
   });
   state.counters["changed"] = static_cast<double>(k.changed);
 }

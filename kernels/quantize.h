@@ -71,8 +71,8 @@ void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y)
 
 // CUDA versions (kernels/cuda/quantize.cu; defined only in builds with the CUDA backend).
 // y and codes equal the CPU's bit for bit, and so does dx; dscale sums the same products in
-// double in another fixed order (per-thread sums, then a block tree, then the blocks in
-// order), so it is the same bits on every run and matches the CPU up to summation rounding:
+// double in another fixed order (per-thread sums, then a block tree, then the channel's block
+// sums in a fixed split and tree), so it is the same bits on every run and matches the CPU up to summation rounding:
 // |diff| <= n * 2^-52 * factor * sum_i |dy_i * x_i| / s^2 (n elements per scale) plus one ulp of
 // T for the final cast. The scale's values live on the GPU and are not checked here (that would
 // cost a host synchronisation): a zero or non-finite scale gives what the formulas give for

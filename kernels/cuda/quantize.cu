@@ -5,8 +5,8 @@
 //
 // Block j handles piece j of quant_piece(j, inner, kCudaChunk): one scale per block. dscale is
 // reduced without float atomics: each thread sums its elements in order (double), the block
-// adds the threads' sums in a fixed tree, and a second kernel adds a channel's block sums in
-// block order, so the result is the same bits on every run.
+// adds the threads' sums in a fixed tree, and a second kernel (one block per channel) adds a
+// channel's block sums in a fixed split and tree, so the result is the same bits on every run.
 #include <cmath>
 
 #include "core/allocator.h"
@@ -71,17 +71,22 @@ __global__ void backward_kernel(const T* x, const T* scale, const T* dy, T* dx, 
   }
 }
 
-// dscale_c from channel c's `per` block sums, added in block order (the CPU's final formula).
+// dscale_c from channel c's `per` block sums: one block per channel, summed in a fixed split and
+// tree (the same bits on every run; a single thread would walk thousands of dependent adds for
+// one large activation), then the CPU's final formula.
 template <class T>
-__global__ void dscale_kernel(const double* partial, const T* scale, T* dscale, int64_t channels,
-                              int64_t per, double factor) {
-  TRANQ_GRID_STRIDE_LOOP(c, channels) {
-    double acc = 0.0;
-    for (int64_t q = 0; q < per; ++q) acc = add_rn(acc, partial[c * per + q]);
+__global__ void dscale_kernel(const double* partial, const T* scale, T* dscale, int64_t per,
+                              double factor) {
+  __shared__ double smem[kThreads];
+  const int64_t c = blockIdx.x;
+  double acc = 0.0;
+  for (int64_t q = threadIdx.x; q < per; q += blockDim.x) acc = add_rn(acc, partial[c * per + q]);
+  const double total = block_sum(acc, smem);
+  if (threadIdx.x == 0) {
     const double s = static_cast<double>(scale[c]);
     const double a = fabs(s);
     // d value / d|s| = -x/|s|^2 inside; d|s|/ds = sign(s).
-    dscale[c] = static_cast<T>(acc * factor * ((s < 0 ? 1.0 : -1.0) / (a * a)));
+    dscale[c] = static_cast<T>(total * factor * ((s < 0 ? 1.0 : -1.0) / (a * a)));
   }
 }
 
@@ -184,8 +189,8 @@ void fake_quantize_backward(const Tensor& x, const Tensor& scale, const QuantRan
     TRANQ_CUDA_CHECK_LAUNCH();
     if (dscale.defined()) {
       const int64_t per = pieces / channels;
-      dscale_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(
-          pp, ps, dscale.data<T>(), channels, per, grad_scale_factor);
+      dscale_kernel<T><<<grid_exact(channels, op), kThreads, 0, stream>>>(
+          pp, ps, dscale.data<T>(), per, grad_scale_factor);
       TRANQ_CUDA_CHECK_LAUNCH();
     }
   });
