@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "kernels/cuda_runtime.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/gemm.h"
 #include "layers/functional.h"
 #include "quant/transform.h"
 
@@ -38,11 +39,26 @@ Shape parse_input(const std::string& s) {
   TRANQ_CHECK(dims.size() == 3, "--input must look like CxHxW (e.g. 3x32x32), got '{}'", s);
   return dims;
 }
+
+// The TF32 switch for the bench's duration: it is process-wide, and run_bench is a library call.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool allow) : previous_(kernels::allow_tf32()) {
+    kernels::set_allow_tf32(allow);
+  }
+  ~Tf32Scope() { kernels::set_allow_tf32(previous_); }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool previous_;
+};
 }  // namespace
 
 std::string run_bench(const BenchConfig& cfg) {
   TRANQ_CHECK(cfg.batch_size >= 1 && cfg.iters >= 1, "--batch-size and --iters must be positive");
   set_num_threads(cfg.threads);
+  const Tf32Scope tf32(cfg.tf32);
   const Device device = select_device(cfg.device);
   const Shape chw = parse_input(cfg.input);
   TrainConfig tc;
@@ -105,6 +121,7 @@ std::string run_bench(const BenchConfig& cfg) {
       {"device", device.str()},
       {"optimizer", cfg.optimizer},
       {"precision", cfg.precision},
+      {"tf32", cfg.tf32},
       {"wbits", cfg.weight_bits},
       {"abits", cfg.weight_bits > 0 && cfg.act_bits == 0 ? cfg.weight_bits : cfg.act_bits},
       {"iters", cfg.iters},

@@ -17,6 +17,7 @@ struct BenchConfig {
   int weight_bits = 0;            // > 0: time QAT steps (the transform of tranq train --wbits)
   int act_bits = 0;
   std::string precision = "fp32";  // fp32|bf16: conv/linear products (kernels/precision.h)
+  bool tf32 = false;  // f32 GEMMs/convolutions on CUDA may use TF32 (kernels::set_allow_tf32)
 };
 
 // Times full training steps (forward, cross-entropy, backward, optimizer step and, for QAT,

@@ -210,6 +210,9 @@ int main(int argc, char** argv) {
   b->add_option("--abits", bc.act_bits, "QAT activation bits (0: same as --wbits)")
       ->capture_default_str();
   b->add_option("--precision", bc.precision, kPrecisionHelp)->capture_default_str();
+  b->add_flag("--tf32", bc.tf32,
+              "Let fp32 GEMMs and convolutions on CUDA use TF32 tensor cores (10-bit products; "
+              "PyTorch's default for convolutions). Off: products as exact as the CPU's");
 
   struct {
     std::string model = "resnet20", weights, dataset = "fashion-mnist", data, out;

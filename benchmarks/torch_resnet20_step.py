@@ -62,7 +62,13 @@ def main():
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: torch.autocast(bfloat16) around forward and loss, fp32 weights")
+    p.add_argument("--tf32", default="off", choices=["off", "on"],
+                   help="TF32 tensor cores for fp32 convolutions and matmuls (PyTorch's own default "
+                        "is on for convolutions, off for matmuls); off matches tranq's default, "
+                        "on matches tranq bench --tf32")
     a = p.parse_args()
+    torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
@@ -92,7 +98,7 @@ def main():
     step = statistics.median(times)
     out = {"framework": "pytorch " + torch.__version__, "model": a.model, "device": a.device,
            "input": a.input, "batch_size": a.batch_size, "threads": a.threads,
-           "precision": a.precision,
+           "precision": a.precision, "tf32": a.tf32 == "on",
            "step_ms": round(step * 1e3, 2), "images_per_s": round(a.batch_size / step, 1),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if dev.type == "cuda":

@@ -262,11 +262,13 @@ if ((build_rc == 0)); then
   e2e "tranq resnet20 b256 W2A2 sgdt bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt --precision bf16
   e2e "tranq resnet18 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
   e2e "tranq resnet18 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
+  e2e "tranq resnet18 b256 fp32 tf32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --tf32
   if [[ -n "$PY" ]]; then
     e2e "pytorch resnet20 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
     e2e "pytorch resnet18 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
     e2e "pytorch resnet20 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
     e2e "pytorch resnet18 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
+    e2e "pytorch resnet18 b256 fp32 tf32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --tf32 on
   else
     say "no python with torch + torchvision: no PyTorch comparison"
   fi
