@@ -3,8 +3,10 @@
 # builds every test that the ctest pattern below selects (tests/test_cuda_*.cpp and any other
 # file with such a test, e.g. test_qat_fused) and every CUDA benchmark (benchmarks/
 # bench_cuda_*.cpp), runs `ctest -R '[Cc]uda|QatFused'` (test names are the gtest
-# suite names: CudaQuantize, CudaOptim, CudaMemory, CudaRuntime, ... and QatFused) and the
-# benchmarks, and writes ${OUT:-device-out}/summary.txt (plus the full logs beside it).
+# suite names: CudaQuantize, CudaOptim, CudaMemory, CudaRuntime, ... and QatFused), the
+# benchmarks, tranq and PyTorch training steps, and compute-sanitizer's memcheck on the
+# handwritten kernels' tests with the time left, and writes ${OUT:-device-out}/summary.txt
+# (plus logs.tar.gz: the full logs and benchmark JSON).
 # Meant to finish within 8 minutes on an H200 (16 cores); every step has a time limit.
 #
 #   scripts/device-check.sh                       # on the GPU machine, from the repo root
@@ -274,7 +276,35 @@ if ((build_rc == 0)); then
   fi
 fi
 
+# ---- memcheck: out-of-bounds and misaligned device accesses that a parity test can miss ----
+# With whatever time is left: compute-sanitizer slows kernels many times over, so only the
+# test binaries of the handwritten kernels, one at a time, each within the remaining budget.
+memcheck_rc=0
+SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$NVCC")/compute-sanitizer")
+if ((build_rc == 0)) && [[ -x "$SANITIZER" ]]; then
+  for t in test_cuda_kernels test_cuda_accuracy test_cuda_optim test_cuda_trs_device \
+           test_cuda_ops_norm_pool test_cuda_ops_elementwise; do
+    ((DEADLINE - SECONDS < 40)) && { say "memcheck: out of time before $t"; break; }
+    timeout "$(budget 60)" "$SANITIZER" --tool memcheck --error-exitcode 9 \
+      "$BUILD/tests/$t" >"$OUT_DIR/memcheck-$t.log" 2>&1
+    rc=$?
+    say "memcheck $t: exit $rc ($(grep -m 1 -E 'ERROR SUMMARY' "$OUT_DIR/memcheck-$t.log"))"
+    if ((rc == 9)); then
+      memcheck_rc=9
+      grep -m 12 -E "Invalid|Address|at 0x|by thread" "$OUT_DIR/memcheck-$t.log" | tee -a "$SUMMARY"
+    fi
+  done
+elif ((build_rc == 0)); then
+  say "memcheck: no compute-sanitizer ($SANITIZER)"
+fi
+
 status=PASS
-((configure_rc != 0 || build_rc != 0 || ctest_rc != 0 || bench_rc != 0)) && status=FAIL
-say "== RESULT: $status (configure $configure_rc, build $build_rc, ctest $ctest_rc, bench $bench_rc; ${SECONDS} s)"
+((configure_rc != 0 || build_rc != 0 || ctest_rc != 0 || bench_rc != 0 || memcheck_rc != 0)) &&
+  status=FAIL
+say "== RESULT: $status (configure $configure_rc, build $build_rc, ctest $ctest_rc, bench $bench_rc, memcheck $memcheck_rc; ${SECONDS} s)"
+# Two files in the end, summary.txt and logs.tar.gz (the full logs and benchmark JSON): a
+# machine lent for the check may send back only a few files.
+(cd "$OUT_DIR" && find . -maxdepth 1 -type f ! -name summary.txt ! -name logs.tar.gz -printf '%P\n' |
+   tar -czf logs.tar.gz -T - && find . -maxdepth 1 -type f ! -name summary.txt ! -name logs.tar.gz \
+   -delete)
 [[ $status == PASS ]]
