@@ -29,7 +29,10 @@ using test::uniform;
 namespace {
 
 const DType kDtypes[] = {DType::f32, DType::f64};
-const std::vector<Shape> kBnShapes = {{4, 3, 5, 7}, {9, 5}, {2, 16, 9, 9}, {3, 2, 1, 1}};
+// The last two cut each channel into several summation pieces (kernels/cuda/batch_norm_act.cu:
+// 8192 values a piece), one with an uneven last piece, one with inner = 1.
+const std::vector<Shape> kBnShapes = {{4, 3, 5, 7}, {9, 5},         {2, 16, 9, 9},
+                                      {3, 2, 1, 1}, {5, 3, 61, 57}, {20000, 4}};
 
 Tensor on(const Tensor& t, bool gpu) {
   return gpu ? on_gpu(t) : t;
