@@ -28,10 +28,11 @@ void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& 
   check_same_device("max_pool2d_forward", x, {&y, &indices});
   TRANQ_DISPATCH_CUDA(max_pool2d_forward, x, x, g, y, indices);
 }
-void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx) {
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGeometry& g,
+                         const Tensor& dx) {
   check_defined(dy, "max_pool2d_backward", "dy");
   check_same_device("max_pool2d_backward", dy, {&indices, &dx});
-  TRANQ_DISPATCH_CUDA(max_pool2d_backward, dy, dy, indices, dx);
+  TRANQ_DISPATCH_CUDA(max_pool2d_backward, dy, dy, indices, g, dx);
 }
 void avg_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y) {
   check_defined(x, "avg_pool2d_forward", "x");

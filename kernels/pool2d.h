@@ -19,8 +19,11 @@ Shape pool2d_output_shape(const Tensor& x, const Pool2dGeometry& g, const char* 
 // index h*W + w into the input plane (PyTorch's convention). NaN wins, as in PyTorch.
 void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y,
                         const Tensor& indices);
-// dx [N,C,H,W] = dy routed to the recorded argmax positions (overwrites dx).
-void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx);
+// dx [N,C,H,W] = dy routed to the recorded argmax positions (overwrites dx). g and indices are
+// the forward's: dy's shape is pool2d_output_shape(dx, g), and each index lies in its output's
+// window (the CUDA version finds an input's contributions by the windows that cover it).
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGeometry& g,
+                         const Tensor& dx);
 
 // Window means; padding counts towards the divisor (count_include_pad=True).
 void avg_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y);
@@ -33,7 +36,8 @@ void global_avg_pool2d_backward(const Tensor& dy, const Tensor& dx);
 namespace cpu {
 void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y,
                         const Tensor& indices);
-void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx);
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGeometry& g,
+                         const Tensor& dx);
 void avg_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y);
 void avg_pool2d_backward(const Tensor& dy, const Pool2dGeometry& g, const Tensor& dx);
 void global_avg_pool2d_forward(const Tensor& x, const Tensor& y);
@@ -41,11 +45,14 @@ void global_avg_pool2d_backward(const Tensor& dy, const Tensor& dx);
 }  // namespace cpu
 
 // CUDA versions (kernels/cuda/pool2d.cu): the CPU's results bit for bit (each value summed or
-// compared in the CPU's order). max_pool2d_backward scatters one (n, c) plane per thread.
+// compared in the CPU's order). max_pool2d_backward gathers: one thread per input element adds
+// dy of the outputs whose window covers it and whose argmax it is, in output order, as the
+// CPU's scatter does.
 namespace cuda {
 void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y,
                         const Tensor& indices);
-void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx);
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGeometry& g,
+                         const Tensor& dx);
 void avg_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& y);
 void avg_pool2d_backward(const Tensor& dy, const Pool2dGeometry& g, const Tensor& dx);
 void global_avg_pool2d_forward(const Tensor& x, const Tensor& y);

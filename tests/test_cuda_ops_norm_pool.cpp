@@ -239,8 +239,8 @@ TEST(CudaOpsPool2d, MaxAndAvgEqualCpuBitForBit) {
       expect_equal_bits(gidx, idx, what + " max indices");
 
       Tensor dx = Tensor::empty(k.x, dt), gdx = test::nan_filled(k.x, dt, test::gpu());
-      kernels::max_pool2d_backward(dy, idx, dx);
-      kernels::max_pool2d_backward(gdy, gidx, gdx);
+      kernels::max_pool2d_backward(dy, idx, k.g, dx);
+      kernels::max_pool2d_backward(gdy, gidx, k.g, gdx);
       expect_equal_bits(gdx, dx, what + " max dx");
 
       const Tensor xf = pool_input(k.x, ++seed, dt, false);  // avg: finite inputs

@@ -2,10 +2,12 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/autograd.h"
 #include "gradcheck.h"
+#include "kernels/pool2d.h"
 #include "layers/functional.h"
 
 using namespace tranq;
@@ -156,4 +158,30 @@ TEST(Pool2d, RejectsBadGeometry) {
   EXPECT_THROW(ops::avg_pool2d(x, {5, 5, 1, 1, 0, 0}), ValueError);  // kernel > input
   EXPECT_THROW(ops::max_pool2d(Tensor::zeros({4, 4}), {}), ValueError);
   EXPECT_THROW(ops::global_avg_pool2d(Tensor::zeros({2, 3})), ValueError);
+}
+
+TEST(Pool2d, MaxBackwardRefusesIndicesOutsideTheirWindow) {
+  // Kernel 2 stride 2 on 4x4: output (0, 1) covers rows 0-1, columns 2-3.
+  const kernels::Pool2dGeometry g{2, 2, 2, 2, 0, 0};
+  const Tensor dy = Tensor::ones({1, 1, 2, 2});
+  Tensor dx = Tensor::empty({1, 1, 4, 4});
+  const Tensor good = Tensor::from_vector<int32_t>({0, 3, 9, 15}, {1, 1, 2, 2});
+  kernels::max_pool2d_backward(dy, good, g, dx);
+  EXPECT_EQ(dx.to_vector<float>(),
+            (std::vector<float>{1, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1}));
+  for (const std::vector<int32_t>& bad : {std::vector<int32_t>{0, 1, 9, 15},      // column 1
+                                          std::vector<int32_t>{0, 3, 9, 16},      // past the plane
+                                          std::vector<int32_t>{-1, 3, 9, 15}}) {  // negative
+    try {
+      kernels::max_pool2d_backward(dy, Tensor::from_vector<int32_t>(bad, {1, 1, 2, 2}), g, dx);
+      ADD_FAILURE() << "an index outside its window must be refused";
+    } catch (const ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("outside their pooling window"), std::string::npos)
+          << e.what();
+    }
+  }
+  // dy that is not the pooled shape of dx with this geometry.
+  EXPECT_THROW(kernels::max_pool2d_backward(Tensor::ones({1, 1, 3, 3}),
+                                            Tensor::zeros({1, 1, 3, 3}, DType::i32), g, dx),
+               ValueError);
 }

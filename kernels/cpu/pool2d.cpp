@@ -74,10 +74,14 @@ void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& 
   });
 }
 
-void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx) {
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGeometry& g,
+                         const Tensor& dx) {
   const char* op = "max_pool2d_backward";
   TRANQ_CHECK(dx.dim() == 4 && dy.dim() == 4, "{}: expected 4-d dy and dx, got {} and {}", op,
               tensor_str(dy), tensor_str(dx));
+  TRANQ_CHECK(pool2d_output_shape(dx, g, op) == dy.shape(),
+              "{}: dy {} is not what pooling dx {} with this geometry gives", op, tensor_str(dy),
+              tensor_str(dx));
   check_tensor(dy, dy.shape(), dx.dtype(), op, "dy");
   check_tensor(indices, dy.shape(), DType::i32, op, "indices");
   check_tensor(dx, dx.shape(), dy.dtype(), op, "dx");
@@ -85,6 +89,23 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& 
               "{}: dy {} and dx {} differ in N or C", op, tensor_str(dy), tensor_str(dx));
   const int64_t planes = dx.size(0) * dx.size(1), in_plane = dx.size(2) * dx.size(3),
                 out_plane = dy.size(2) * dy.size(3);
+  // Every index inside its output's window: the scatter below writes there, and the CUDA
+  // version finds contributions by window, so both need it (integer count: deterministic).
+  const int64_t OW = dy.size(3), W = dx.size(3);
+  const int32_t* pidx = indices.data<int32_t>();
+  int64_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad) if (indices.numel() > kParallelMin)
+  for (int64_t i = 0; i < planes * out_plane; ++i) {
+    const int64_t o = i % out_plane, oh = o / OW, ow = o % OW, v = pidx[i];
+    const Window wh = window(oh, g.stride_h, g.pad_h, g.kernel_h, dx.size(2));
+    const Window ww = window(ow, g.stride_w, g.pad_w, g.kernel_w, W);
+    const int64_t h = v / W, w = v % W;
+    bad += (v < 0 || v >= in_plane || h < wh.lo || h >= wh.hi || w < ww.lo || w >= ww.hi) ? 1 : 0;
+  }
+  TRANQ_CHECK(bad == 0,
+              "{}: {} indices lie outside their pooling window; pass the indices and geometry of "
+              "max_pool2d_forward",
+              op, bad);
   dispatch_floating(dy.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* pg = dy.data<T>();

@@ -5,9 +5,9 @@
 //
 //  - max forward: one thread per output, the window scanned row by row (NaN wins, first
 //    maximum kept).
-//  - max backward: dx is zeroed, then one thread per (n, c) plane adds dy at the recorded
-//    indices in output order, exactly the CPU's scatter. Serial within a plane (the indices do
-//    not say which outputs can reach an input), so it is the slow one of these kernels.
+//  - max backward: one thread per input gathers dy of the windows that cover it and chose it
+//    (their recorded index), in the (oh, ow) order the CPU scatters them, from +0: the same
+//    sum.
 //  - avg backward: one thread per input gathers dy * (1/area) of the windows that cover it, in
 //    the (oh, ow) order the CPU scatters them, from +0: the same sum.
 //  - global average: one thread per plane sums it in double in index order.
@@ -82,18 +82,6 @@ __global__ void max_forward_kernel(const T* x, T* y, int32_t* indices, Dims d) {
   }
 }
 
-// Thread p: plane p's scatter, in output order (dx already zeroed).
-template <class T>
-__global__ void max_backward_kernel(const T* dy, const int32_t* indices, T* dx, int64_t planes,
-                                    int64_t in_plane, int64_t out_plane) {
-  TRANQ_GRID_STRIDE_LOOP(p, planes) {
-    T* d = dx + p * in_plane;
-    const T* g = dy + p * out_plane;
-    const int32_t* idx = indices + p * out_plane;
-    for (int64_t i = 0; i < out_plane; ++i) d[idx[i]] = add_rn(d[idx[i]], g[i]);
-  }
-}
-
 template <class T>
 __global__ void avg_forward_kernel(const T* x, T* y, Dims d, T inv_area) {
   const int64_t total = d.planes * d.OH * d.OW;
@@ -131,6 +119,27 @@ __global__ void avg_backward_kernel(const T* dy, T* dx, Dims d, T inv_area) {
     T s = 0;
     for (int64_t oh = oh0; oh < oh1; ++oh)
       for (int64_t ow = ow0; ow < ow1; ++ow) s = add_rn(s, mul_rn(g[oh * d.OW + ow], inv_area));
+    dx[i] = s;
+  }
+}
+
+// Thread i: input element (p, h, w) adds dy of the outputs whose window covers it and whose
+// argmax it is, in output order, from +0: the CPU's scatter adds the same values to the same
+// zero in the same order, so the bits agree.
+template <class T>
+__global__ void max_backward_kernel(const T* dy, const int32_t* indices, T* dx, Dims d) {
+  const int64_t total = d.planes * d.H * d.W;
+  TRANQ_GRID_STRIDE_LOOP(i, total) {
+    const int64_t w = i % d.W, h = (i / d.W) % d.H, p = i / (d.W * d.H);
+    const T* g = dy + p * d.OH * d.OW;
+    const int32_t* idx = indices + p * d.OH * d.OW;
+    const int32_t target = static_cast<int32_t>(h * d.W + w);
+    const int64_t oh0 = first_window(h, d.sh, d.ph, d.kh), oh1 = end_window(h, d.sh, d.ph, d.OH);
+    const int64_t ow0 = first_window(w, d.sw, d.pw, d.kw), ow1 = end_window(w, d.sw, d.pw, d.OW);
+    T s = 0;
+    for (int64_t oh = oh0; oh < oh1; ++oh)
+      for (int64_t ow = ow0; ow < ow1; ++ow)
+        if (idx[oh * d.OW + ow] == target) s = add_rn(s, g[oh * d.OW + ow]);
     dx[i] = s;
   }
 }
@@ -177,7 +186,8 @@ void max_pool2d_forward(const Tensor& x, const Pool2dGeometry& g, const Tensor& 
   });
 }
 
-void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& dx) {
+void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGeometry& g,
+                         const Tensor& dx) {
   const char* op = "max_pool2d_backward";
   check_defined(dy, op, "dy");
   check_defined(dx, op, "dx");
@@ -186,19 +196,21 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& 
   check_tensor(dy, dy.shape(), dx.dtype(), op, "dy");
   check_tensor(indices, dy.shape(), DType::i32, op, "indices");
   check_tensor(dx, dx.shape(), dy.dtype(), op, "dx");
-  TRANQ_CHECK(dy.size(0) == dx.size(0) && dy.size(1) == dx.size(1),
-              "{}: dy {} and dx {} differ in N or C", op, tensor_str(dy), tensor_str(dx));
+  TRANQ_CHECK(pool2d_output_shape(dx, g, op) == dy.shape(),
+              "{}: dy {} is not what pooling dx {} with this geometry gives", op, tensor_str(dy),
+              tensor_str(dx));
   check_on_device(op, dy.device(), {{"indices", &indices}, {"dx", &dx}});
-  const int64_t planes = dx.size(0) * dx.size(1), in_plane = dx.size(2) * dx.size(3),
-                out_plane = dy.size(2) * dy.size(3);
-  dx.zero_();  // queued on the current stream, before the kernel below
-  if (planes == 0 || out_plane == 0) return;
+  // Indices outside their window (not from max_pool2d_forward with g) are not checked here,
+  // which would cost a host round trip: they are skipped, where the CPU refuses them.
+  const Dims d = dims_of(dx.shape(), dy.shape(), g);
+  const int64_t total = dx.numel();
+  if (total == 0) return;
   const int dev = dy.device().index;
   DeviceGuard guard(dev);
   dispatch_floating(dy.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    max_backward_kernel<T><<<grid_for(planes), kThreads, 0, current_stream(dev)>>>(
-        dy.data<T>(), indices.data<int32_t>(), dx.data<T>(), planes, in_plane, out_plane);
+    max_backward_kernel<T><<<grid_for(total), kThreads, 0, current_stream(dev)>>>(
+        dy.data<T>(), indices.data<int32_t>(), dx.data<T>(), d);
     TRANQ_CUDA_CHECK_LAUNCH();
   });
 }

@@ -19,9 +19,9 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Tensor indices = Tensor::empty(out, DType::i32, x.device());
   kernels::max_pool2d_forward(xc, g, y, indices);
   const Shape in_shape = x.shape();
-  return record(y, "max_pool2d", {x}, [indices, in_shape](const Tensor& gy) {
+  return record(y, "max_pool2d", {x}, [indices, in_shape, g](const Tensor& gy) {
     Tensor dx = Tensor::empty(in_shape, gy.dtype(), gy.device());
-    kernels::max_pool2d_backward(gy.contiguous(), indices, dx);
+    kernels::max_pool2d_backward(gy.contiguous(), indices, g, dx);
     return std::vector<Tensor>{dx};
   });
 }
