@@ -41,6 +41,10 @@ DevicePrefetcher::~DevicePrefetcher() = default;
 
 DevicePrefetcher::DeviceBatch DevicePrefetcher::upload(const Batch& batch) {
   if (!state_) return {batch.images.to(device_), batch.labels.to(device_)};
+  // Already on a GPU (made by GPU work on the compute stream): nothing to overlap, and a copy
+  // on the copy stream would not be ordered after its producer.
+  if (!batch.images.device().is_cpu() || !batch.labels.device().is_cpu())
+    return {batch.images.to(device_), batch.labels.to(device_)};
   State& st = *state_;
   const cuda::Stream compute = cuda::Stream::current(device_.index);
   // Everything queued so far belongs to the step before this one: mark its end.

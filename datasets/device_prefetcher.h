@@ -20,7 +20,8 @@ namespace tranq::data {
 // Contract: the tensors upload() returns are valid until the second upload() after it. A
 // caller that still holds them (or a view of them) then keeps them: the prefetcher sees that
 // and fills a fresh buffer instead of overwriting them. Batches come from the loader in
-// page-locked memory (Tensor::empty_pinned); other host memory is copied synchronously.
+// page-locked memory (Tensor::empty_pinned); other host memory is copied synchronously, and a
+// batch already on a GPU is handed through (to(device)) on the compute stream.
 class DevicePrefetcher {
  public:
   explicit DevicePrefetcher(Device device);

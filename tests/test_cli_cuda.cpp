@@ -78,7 +78,7 @@ TEST_F(CliCuda, QatTrsRunTracksTheCpuEvaluatesAndResumesExactly) {
     EXPECT_GT(j["talr"].get<double>(), 0.0) << j.dump();
   }
 
-  // eval on the GPU repeats the trainer's last evaluation exactly; on the CPU within two of
+  // eval on the GPU repeats the trainer's last evaluation exactly; on the CPU within four of
   // the 32 test images (a fake-quantized activation at a tie may round the other way).
   const double acc = acc_of(gpu.out);
   ASSERT_GE(acc, 0) << gpu.out;
@@ -90,7 +90,7 @@ TEST_F(CliCuda, QatTrsRunTracksTheCpuEvaluatesAndResumesExactly) {
   EXPECT_DOUBLE_EQ(acc_of(eg.out), acc) << eg.out;
   auto ec = run_cli(ev + " --device cpu");
   ASSERT_EQ(ec.code, 0) << ec.out;
-  EXPECT_NEAR(acc_of(ec.out), acc, 100.0 * 2 / 32 + 1e-9) << ec.out;
+  EXPECT_NEAR(acc_of(ec.out), acc, 100.0 * 4 / 32 + 1e-9) << ec.out;
 
   // Stopped after 3 steps and resumed on the GPU: the uninterrupted run's checkpoint, bit for
   // bit (deterministic kernels, cuDNN algorithms chosen by the same rules in both processes).

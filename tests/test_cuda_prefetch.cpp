@@ -125,4 +125,11 @@ TEST(CudaPrefetch, HeldBuffersAndNewShapesGetFreshBuffers) {
   // Host memory that is not page-locked is copied synchronously, and still right.
   const data::DevicePrefetcher::DeviceBatch d5 = pf.upload(make_batch(5, 3, false));
   expect_batch(d5.images, d5.labels, 5, "pageable");
+  // A batch already on the GPU is handed through, not copied.
+  data::Batch on_gpu = make_batch(6, 3, false);
+  on_gpu.images = test::to_cuda(on_gpu.images);
+  on_gpu.labels = test::to_cuda(on_gpu.labels);
+  const data::DevicePrefetcher::DeviceBatch d6 = pf.upload(on_gpu);
+  EXPECT_EQ(d6.images.raw_data(), on_gpu.images.raw_data());
+  EXPECT_EQ(d6.labels.raw_data(), on_gpu.labels.raw_data());
 }

@@ -183,10 +183,10 @@ DeviceTable<Entry> upload_table(const std::vector<Entry>& entries, Device dev,
   std::memcpy(host.data() + entry_bytes, tasks.data(), tasks.size() * sizeof(BlockTask));
   table.buffer = Buffer(bytes, dev);
   auto* base = static_cast<unsigned char*>(table.buffer.data());
-  // From pageable memory: the call returns once `host` has been staged, so it may go away, and
-  // an asynchronous copy to the device from pageable memory does not wait for the device (the
-  // CUDA runtime's documented synchronisation behaviour); pinned staging would cost a
-  // cudaHostAlloc whenever the host runs more steps ahead than the pinned cache holds.
+  // From pageable memory: the call returns once `host` has been staged, so it may go away. The
+  // runtime may wait for staging memory here (not counted by host_wait_count()); the table is
+  // small, and pinned staging would cost a cudaHostAlloc whenever the host runs more steps
+  // ahead than the pinned cache holds.
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(base, host.data(), bytes, cudaMemcpyHostToDevice, stream));
   table.entries = reinterpret_cast<const Entry*>(base);
   table.tasks = reinterpret_cast<const BlockTask*>(base + entry_bytes);
