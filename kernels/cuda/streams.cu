@@ -21,12 +21,19 @@ void* current_stream_handle(int device) {
   return it == t_current.end() ? nullptr : it->second;
 }
 
-Stream::Stream(int device, bool blocking) : device_(device), owned_(true) {
+namespace {
+// Registers the backend (DeviceError "no CUDA device" without a GPU) and checks the index.
+void require_device(int device) {
   init();
   std::string why;
   const int n = device_count(&why);
   TRANQ_CHECK_AS(DeviceError, device >= 0 && device < n, "no CUDA device cuda:{} (found {})",
                  device, n);
+}
+}  // namespace
+
+Stream::Stream(int device, bool blocking) : device_(device), owned_(true) {
+  require_device(device);
   DeviceGuard guard(device);
   cudaStream_t s = nullptr;
   // Blocking streams are ordered with the legacy default stream; non-blocking ones are not.
@@ -104,11 +111,7 @@ void Stream::wait(const Event& event) const {
 }
 
 Event::Event(int device) : device_(device) {
-  init();
-  std::string why;
-  const int n = device_count(&why);
-  TRANQ_CHECK_AS(DeviceError, device >= 0 && device < n, "no CUDA device cuda:{} (found {})",
-                 device, n);
+  require_device(device);
   DeviceGuard guard(device);
   cudaEvent_t e = nullptr;
   TRANQ_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
