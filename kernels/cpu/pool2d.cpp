@@ -91,16 +91,22 @@ void max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Pool2dGe
                 out_plane = dy.size(2) * dy.size(3);
   // Every index inside its output's window: the scatter below writes there, and the CUDA
   // version finds contributions by window, so both need it (integer count: deterministic).
-  const int64_t OW = dy.size(3), W = dx.size(3);
+  // Per plane, row by row: one 32-bit division per index (H*W < 2^31, checked by the forward).
+  const int64_t OH = dy.size(2), OW = dy.size(3), H = dx.size(2), W = dx.size(3);
   const int32_t* pidx = indices.data<int32_t>();
   int64_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(+ : bad) if (indices.numel() > kParallelMin)
-  for (int64_t i = 0; i < planes * out_plane; ++i) {
-    const int64_t o = i % out_plane, oh = o / OW, ow = o % OW, v = pidx[i];
-    const Window wh = window(oh, g.stride_h, g.pad_h, g.kernel_h, dx.size(2));
-    const Window ww = window(ow, g.stride_w, g.pad_w, g.kernel_w, W);
-    const int64_t h = v / W, w = v % W;
-    bad += (v < 0 || v >= in_plane || h < wh.lo || h >= wh.hi || w < ww.lo || w >= ww.hi) ? 1 : 0;
+  for (int64_t p = 0; p < planes; ++p) {
+    const int32_t* idx = pidx + p * out_plane;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const Window wh = window(oh, g.stride_h, g.pad_h, g.kernel_h, H);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const Window ww = window(ow, g.stride_w, g.pad_w, g.kernel_w, W);
+        const int32_t v = idx[oh * OW + ow];
+        const int32_t h = v / static_cast<int32_t>(W), w = v - h * static_cast<int32_t>(W);
+        bad += (v < 0 || v >= in_plane || h < wh.lo || h >= wh.hi || w < ww.lo || w >= ww.hi);
+      }
+    }
   }
   TRANQ_CHECK(bad == 0,
               "{}: {} indices lie outside their pooling window; pass the indices and geometry of "
