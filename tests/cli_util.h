@@ -31,7 +31,8 @@ inline CliResult run_cli(const std::string& args) {
 }
 
 inline void write_be32(std::ofstream& f, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24),
+                              static_cast<unsigned char>(v >> 16),
                               static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
   f.write(reinterpret_cast<const char*>(b), 4);
 }
@@ -84,6 +85,23 @@ class TempRunDir : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root_); }
   std::filesystem::path root_, data_;
 };
+
+// The QAT runs of the CLI tests on a tiny data set: ResNet-20, batch 16, one metrics line a
+// step (tiny_train_args), and 2 epochs of W2A2 SGDT from a full-precision model
+// (tiny_qat_args); `extra` adds flags.
+inline std::string tiny_train_args(const std::filesystem::path& data, const std::string& extra) {
+  return "train --dataset fashion-mnist --data " + data.string() +
+         " --model resnet20 --batch-size 16 --seed 5 --threads 1 --workers 1 --log-every 1 " +
+         extra;
+}
+inline std::string tiny_qat_args(const std::filesystem::path& data,
+                                 const std::filesystem::path& fp_model,
+                                 const std::filesystem::path& out, const std::string& extra) {
+  return tiny_train_args(data,
+                         "--epochs 2 --lr 0.02 --wbits 2 --optimizer sgdt --target-tr 0.01 "
+                         "--init-from " +
+                             fp_model.string() + " --out " + out.string() + " " + extra);
+}
 
 inline std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -30,14 +30,10 @@ class CliCuda : public tranq::test::TempRunDir {
     ASSERT_EQ(fp.code, 0) << fp.out;
   }
   std::string common(const std::string& extra) const {
-    return "train --dataset fashion-mnist --data " + data_.string() +
-           " --model resnet20 --batch-size 16 --seed 5 --threads 1 --workers 1 --log-every 1 " +
-           extra;
+    return tranq::test::tiny_train_args(data_, extra);
   }
   std::string qat(const fs::path& out, const std::string& extra) const {
-    return common("--epochs 2 --lr 0.02 --wbits 2 --optimizer sgdt --target-tr 0.01 --init-from " +
-                  (root_ / "fp" / "model.safetensors").string() + " --out " + out.string() + " " +
-                  extra);
+    return tranq::test::tiny_qat_args(data_, root_ / "fp" / "model.safetensors", out, extra);
   }
 };
 
