@@ -205,6 +205,7 @@ double run_train(TrainConfig cfg, bool resume) {
                     static_cast<double>(window_correct) / static_cast<double>(window_images),
                     window_ips, log_step);
   };
+  data::DevicePrefetcher prefetcher(device);  // one copy stream and buffer pair for the run
   for (; pos.epoch < cfg.epochs; ++pos.epoch) {
     if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
     loader.start_epoch(pos.epoch, pos.batch);
@@ -215,7 +216,6 @@ double run_train(TrainConfig cfg, bool resume) {
     window_loss = 0;
     window_correct = window_batches = 0;
     data::Batch batch;
-    data::DevicePrefetcher prefetcher(device);
     sync_qat();  // normally nothing pending: the last epoch ended with a checkpoint
     transitions = TransitionWindow();  // a window does not span epochs (the host path's too)
     while (loader.next(batch)) {

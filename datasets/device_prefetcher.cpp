@@ -10,7 +10,6 @@ namespace {
 struct Slot {
   Tensor images, labels;
   std::optional<cuda::Event> released;  // recorded after the last step that read the slot
-  bool filled = false;
 };
 
 // Nobody but the slot holds the buffer: no handle returned earlier and no view of it is alive.
@@ -51,7 +50,7 @@ DevicePrefetcher::DeviceBatch DevicePrefetcher::upload(const Batch& batch) {
   if (st.uploads > 0) st.slots[(st.uploads - 1) % 2].released->record(compute);
   Slot& slot = st.slots[st.uploads % 2];
   const Tensor images = batch.images.contiguous(), labels = batch.labels.contiguous();
-  if (slot.filled && fits(slot.images, images) && fits(slot.labels, labels)) {
+  if (fits(slot.images, images) && fits(slot.labels, labels)) {  // filled before, free again
     st.copy.wait(*slot.released);
   } else {
     // Fresh buffers come from the compute stream's cache, where the last users of their blocks
@@ -68,7 +67,6 @@ DevicePrefetcher::DeviceBatch DevicePrefetcher::upload(const Batch& batch) {
   }
   st.ready.record(st.copy);
   compute.wait(st.ready);
-  slot.filled = true;
   ++st.uploads;
   // New handles on the buffers' storage: while the caller holds one, the slot is not unshared.
   return {slot.images.detach(), slot.labels.detach()};

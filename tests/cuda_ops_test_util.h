@@ -46,12 +46,10 @@
 #if defined(TRANQ_CUDA_OPS_TEST_ON_CPU)
 #define TRANQ_REQUIRE_CUDA_CONV() TRANQ_REQUIRE_CUDA_OPS()
 #else
-#define TRANQ_REQUIRE_CUDA_CONV()                                                        \
-  do {                                                                                   \
-    TRANQ_REQUIRE_CUDA_OPS();                                                            \
-    if (!::tranq::cuda::has_cudnn())                                                     \
-      GTEST_SKIP() << "no cuDNN in this CUDA build: configure with CUDNN_ROOT=<prefix> " \
-                      "to run CUDA convolutions";                                        \
+#define TRANQ_REQUIRE_CUDA_CONV() \
+  do {                            \
+    TRANQ_REQUIRE_CUDA_OPS();     \
+    TRANQ_SKIP_WITHOUT_CUDNN();   \
   } while (0)
 #endif
 

@@ -24,14 +24,19 @@
     ::tranq::cuda::init();                              \
   } while (0)
 
-// TRANQ_REQUIRE_CUDA, and skips (with the reason) in a CUDA build without cuDNN too: for tests
-// that run convolutions on the device.
-#define TRANQ_REQUIRE_CUDNN()                                                           \
-  do {                                                                                  \
-    TRANQ_REQUIRE_CUDA();                                                               \
-    if (!::tranq::cuda::has_cudnn())                                                    \
+// Skips (with the reason) in a build without cuDNN, which every CUDA convolution needs.
+#define TRANQ_SKIP_WITHOUT_CUDNN()                                                       \
+  do {                                                                                   \
+    if (!::tranq::cuda::has_cudnn())                                                     \
       GTEST_SKIP() << "no cuDNN in this CUDA build: configure with CUDNN_ROOT=<prefix> " \
-                      "to run CUDA convolutions";                                       \
+                      "to run CUDA convolutions";                                        \
+  } while (0)
+
+// TRANQ_REQUIRE_CUDA for tests that run convolutions on the device.
+#define TRANQ_REQUIRE_CUDNN()   \
+  do {                          \
+    TRANQ_REQUIRE_CUDA();       \
+    TRANQ_SKIP_WITHOUT_CUDNN(); \
   } while (0)
 
 namespace tranq::test {

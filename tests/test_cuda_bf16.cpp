@@ -140,7 +140,7 @@ TEST(CudaBf16, GemmMatchesCpu) {
 
 TEST(CudaBf16, Conv2dMatchesCpu) {
   TRANQ_REQUIRE_CUDA_BF16();
-  if (!cuda::has_cudnn()) GTEST_SKIP() << "no cuDNN in this CUDA build: no CUDA convolutions";
+  TRANQ_SKIP_WITHOUT_CUDNN();
   struct Case {
     Shape x, w;
     kernels::Conv2dParams p;
@@ -184,7 +184,7 @@ TEST(CudaBf16, Conv2dMatchesCpu) {
 
 TEST(CudaBf16, LayersMatchCpu) {
   TRANQ_REQUIRE_CUDA_BF16();
-  if (!cuda::has_cudnn()) GTEST_SKIP() << "no cuDNN in this CUDA build: no CUDA convolutions";
+  TRANQ_SKIP_WITHOUT_CUDNN();
   // The same layer on both devices (same seed), in bf16: outputs and gradients agree within
   // the tolerance of the products they come from; bounds from the fp32 ops on |operands|.
   Linear cl(40, 6, true, DType::f32, 7), gl(40, 6, true, DType::f32, 7);
