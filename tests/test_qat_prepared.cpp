@@ -140,9 +140,9 @@ TEST(QatPrepared, QuantizeAndCountIntoEqualsTheSeparatePasses) {
   EXPECT_THROW(kernels::quantize_weight_and_count_into(a.w, a.scale, r, Tensor::empty({20}),
                                                        a.codes, a.prev, 0.1, table, 0),
                ValueError);
-  EXPECT_THROW(kernels::quantize_weight_and_count_into(a.w, a.scale, r, y, a.codes, a.prev, 0.1,
-                                                       table, 1),
-               ValueError);
+  EXPECT_THROW(
+      kernels::quantize_weight_and_count_into(a.w, a.scale, r, y, a.codes, a.prev, 0.1, table, 1),
+      ValueError);
   a.scale.fill_(0.0);
   EXPECT_THROW(
       kernels::quantize_weight_and_count_into(a.w, a.scale, r, y, a.codes, a.prev, 0.1, table, 0),
