@@ -8,7 +8,8 @@
 // skipping the source columns between them; other widths compute those columns too and drop
 // them. The data gradient of a stride-1 convolution is itself a stride-1 convolution (of dy
 // with the flipped, transposed kernel); otherwise it is a GEMM into columns followed by
-// col2im. The weight gradient reads the padded image directly, at any stride.
+// col2im. The weight gradient (kernels/cpu/conv2d_backward_weight.cpp) reads the padded image
+// directly, at any stride.
 //
 // Parallelism. OpenMP threads take (image, group) units, handed out dynamically; a unit owns
 // its outputs, so which thread runs it does not change any result. When there are fewer units
@@ -21,10 +22,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
+#include "kernels/cpu/conv2d_common.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 
@@ -32,116 +32,8 @@ namespace tranq::kernels::cpu {
 
 namespace {
 
-using Geom = Conv2dGeometry;
+using namespace conv;
 namespace mk = detail;
-
-// Per-thread scratch that only grows, so steady-state training allocates nothing here.
-class Scratch {
- public:
-  ~Scratch() { std::free(ptr_); }
-  void* get(size_t bytes) {
-    if (bytes > bytes_) {
-      std::free(ptr_);
-      bytes_ = (std::max(bytes, bytes_ + bytes_ / 2) + 63) / 64 * 64;
-      ptr_ = std::aligned_alloc(64, bytes_);
-      TRANQ_CHECK(ptr_ != nullptr, "conv2d: out of memory for {} bytes of scratch", bytes_);
-    }
-    return ptr_;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-// Scratch buffers by use; the weight-sized ones (packed, flipped, partial) are filled by the
-// calling thread and read by all.
-enum Slot { kSource, kOutput, kGradT, kPartial, kPacked, kFlipped, kSlots };
-
-template <class T>
-T* scratch(Slot slot, int64_t elems) {
-  thread_local Scratch s[kSlots];
-  return static_cast<T*>(s[slot].get(static_cast<size_t>(std::max<int64_t>(elems, 1)) * sizeof(T)));
-}
-
-// Below this many multiply-adds a convolution runs on the calling thread alone: waking the
-// others would cost more than it saves.
-constexpr double kParallelMinMacs = 1 << 17;
-
-int usable_threads(const Geom& g) {
-  const double macs = static_cast<double>(g.N) * g.O * g.P * g.K;
-  if (omp_in_parallel() || macs < kParallelMinMacs) return 1;
-  return omp_get_max_threads();
-}
-
-// Weight gradients up to this many elements are summed in four chunks of images per thread
-// (see backward_weight_impl), larger ones in one per thread to bound the buffers.
-constexpr int64_t kSmallWeightElems = 1 << 18;
-
-// Runs body(unit, cooperative) for units 0..n-1: spread over threads when there are enough of
-// them, otherwise one after another with the threads cooperating inside each. Units write
-// disjoint outputs, so handing them out dynamically keeps results reproducible while letting
-// a thread on a busy core take fewer.
-template <class F>
-void for_units(int threads, int64_t n, F&& body) {
-  if (threads == 1) {
-    for (int64_t u = 0; u < n; ++u) body(u, false);
-  } else if (n >= threads) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t u = 0; u < n; ++u) body(u, false);
-  } else {
-    for (int64_t u = 0; u < n; ++u) body(u, true);
-  }
-}
-
-// Calls f(begin, end) on static, `align`-aligned slices of [0, n): one per thread when
-// cooperative, else the whole range.
-template <class F>
-void split_range(int64_t n, int64_t align, bool cooperative, F&& f) {
-  if (!cooperative) {
-    f(int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t units = (n + align - 1) / align, nt = omp_get_num_threads();
-    const int64_t t = omp_get_thread_num();
-    const int64_t b = std::min(n, units * t / nt * align),
-                  e = std::min(n, units * (t + 1) / nt * align);
-    if (e > b) f(b, e);
-  }
-}
-
-// ---- layouts ---------------------------------------------------------------------------------
-
-// Cg channels of H x W into a zero-bordered Hp x Wp frame.
-template <class T>
-void pad_image(const Geom& g, const T* x, int64_t Hp, int64_t Wp, T* dst, bool cooperative) {
-#pragma omp parallel for schedule(static) if (cooperative)
-  for (int64_t c = 0; c < g.Cg; ++c) {
-    const T* src = x + c * g.H * g.W;
-    T* d = dst + c * Hp * Wp;
-    std::fill(d, d + g.ph * Wp, T(0));
-    for (int64_t h = 0; h < g.H; ++h) {  // loops, not memcpy: rows are short
-      T* row = d + (g.ph + h) * Wp;
-      const T* s = src + h * g.W;
-      for (int64_t i = 0; i < g.pw; ++i) row[i] = T(0);
-      for (int64_t i = 0; i < g.W; ++i) row[g.pw + i] = s[i];
-      for (int64_t i = g.pw + g.W; i < Wp; ++i) row[i] = T(0);
-    }
-    std::fill(d + (g.ph + g.H) * Wp, d + Hp * Wp, T(0));
-  }
-}
-
-// Offsets of the K rows (c, kh, kw) in a padded Hp x Wp image: the shifted-view trick.
-std::vector<int64_t> shifted_offsets(const Geom& g, int64_t Hp, int64_t Wp) {
-  std::vector<int64_t> off(static_cast<size_t>(g.K));
-  for (int64_t c = 0; c < g.Cg; ++c)
-    for (int64_t kh = 0; kh < g.KH; ++kh)
-      for (int64_t kw = 0; kw < g.KW; ++kw)
-        off[(c * g.KH + kh) * g.KW + kw] = c * Hp * Wp + kh * g.dh * Wp + kw * g.dw;
-  return off;
-}
 
 // ---- forward ---------------------------------------------------------------------------------
 
@@ -357,115 +249,6 @@ void backward_data_impl(const Geom& g, const T* dy, const T* w, T* dx) {
   });
 }
 
-// ---- weight gradient -------------------------------------------------------------------------
-
-template <class T>
-void backward_weight_impl(const Geom& g, const T* x, const T* dy, T* dw) {
-  const int taps = g.KW == 3 ? 3 : 1;
-  const int64_t ldg = mk::padded_ld<T>(g.Og);
-  const int64_t kpad = mk::wgrad_rows<T>(g.K, taps, ldg);
-  const int64_t tile_rows = mk::wgrad_tile_rows<T>(taps, ldg);
-  const int64_t acc_size = g.G * kpad * ldg;
-  const bool copy_in = g.ph > 0 || g.pw > 0;
-  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
-  const std::vector<int64_t> off = shifted_offsets(g, Hp, Wp);
-
-  // Adds unit u's contribution into acc ([G][kpad][ldg], dw transposed).
-  auto accumulate = [&](int64_t u, T* acc, bool coop) {
-    const int64_t gi = u % g.G, n = u / g.G;
-    const T* xg = x + (n * g.C + gi * g.Cg) * g.H * g.W;
-    const T* dyg = dy + (n * g.O + gi * g.Og) * g.P;
-    const T* src = xg;
-    if (copy_in) {
-      T* pad = scratch<T>(kSource, g.Cg * Hp * Wp);
-      pad_image(g, xg, Hp, Wp, pad, coop);
-      src = pad;
-    }
-    // dy_g [Og, P] transposed to [P, ldg], zero beyond Og, so o runs along vectors.
-    T* gt = scratch<T>(kGradT, g.P * ldg);
-    const int64_t pchunk = (g.P + 3) / 4;
-#pragma omp parallel for schedule(static) if (coop)
-    for (int64_t p0 = 0; p0 < g.P; p0 += pchunk) {
-      const int64_t p1 = std::min(g.P, p0 + pchunk);
-      mk::transpose(dyg + p0, g.Og, p1 - p0, g.P, gt + p0 * ldg, ldg);
-      if (ldg > g.Og) {
-        for (int64_t p = p0; p < p1; ++p) std::fill(gt + p * ldg + g.Og, gt + (p + 1) * ldg, T(0));
-      }
-    }
-    split_range(g.K, tile_rows, coop, [&](int64_t k0, int64_t k1) {
-      mk::wgrad_accumulate(src, off.data(), k0, k1, taps, g.dw, g.OH, g.sh * Wp, g.sw, g.OW, gt,
-                           ldg, acc + gi * kpad * ldg);
-    });
-  };
-  auto write_dw = [&](const T* acc, int64_t parts) {
-#pragma omp parallel for schedule(static) if (g.O * g.K > 4096)
-    for (int64_t o = 0; o < g.O; ++o) {
-      const int64_t gi = o / g.Og, ol = o % g.Og;
-      for (int64_t k = 0; k < g.K; ++k) {
-        const int64_t i = (gi * kpad + k) * ldg + ol;
-        T s = acc[i];
-        for (int64_t t = 1; t < parts; ++t) s += acc[t * acc_size + i];  // fixed order
-        dw[o * g.K + k] = s;
-      }
-    }
-  };
-
-  const int64_t units = g.N * g.G;
-  const int threads = usable_threads(g);
-  if (units < threads || threads == 1) {
-    std::vector<T> acc(static_cast<size_t>(acc_size), T(0));
-    const bool coop = threads > 1;
-    for (int64_t u = 0; u < units; ++u) accumulate(u, acc.data(), coop);
-    write_dw(acc.data(), 1);
-    return;
-  }
-  // Contiguous chunks of units (their number set by the shapes and thread count), each summed
-  // into its own buffer, the buffers then added in chunk order: the result does not depend on
-  // which thread ran which chunk, so chunks are handed out dynamically (a thread slowed down
-  // by a busy core takes fewer).
-  const int64_t per_thread = acc_size <= kSmallWeightElems ? 4 : 1;
-  const int64_t chunks = std::min<int64_t>(units, per_thread * threads);
-  // Kept between calls (no page faults); each chunk clears its own buffer.
-  T* partial = scratch<T>(kPartial, chunks * acc_size);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    std::fill(partial + ch * acc_size, partial + (ch + 1) * acc_size, T(0));
-    for (int64_t u = units * ch / chunks; u < units * (ch + 1) / chunks; ++u)
-      accumulate(u, partial + ch * acc_size, false);
-  }
-  write_dw(partial, chunks);
-}
-
-// ---- checks ----------------------------------------------------------------------------------
-
-void check_tensor(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {
-  check_defined(t, op, arg);
-  TRANQ_CHECK(t.dtype() == ref.dtype(), "{}: {} is {} but the input is {}; use one dtype", op, arg,
-              tensor_str(t), tensor_str(ref));
-  TRANQ_CHECK(t.device() == ref.device(), "{}: {} is {} but the input is {}", op, arg,
-              tensor_str(t), tensor_str(ref));
-  TRANQ_CHECK(t.is_contiguous(), "{}: {} must be contiguous; call contiguous() first", op, arg);
-}
-
-void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg) {
-  TRANQ_CHECK(t.shape() == expected, "{}: {} is {}, expected shape {}", op, arg, tensor_str(t),
-              shape_str(expected));
-}
-
-// Sum of n values with 16 independent lanes (vectorisable without reassociation licence).
-template <class T>
-double sum_contiguous(const T* v, int64_t n) {
-  T lanes[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (int l = 0; l < 16; ++l) lanes[l] += v[i + l];
-  }
-  double s = 0;
-  for (int l = 0; l < 16; ++l) s += lanes[l];
-  for (; i < n; ++i) s += v[i];
-  return s;
-}
-
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
@@ -507,44 +290,4 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
     backward_data_impl<T>(g, dy.data<T>(), w.data<T>(), dx.data<T>());
   });
 }
-
-void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
-                            const Conv2dParams& p, ComputePrecision precision) {
-  if (precision == ComputePrecision::bf16) return detail::conv2d_backward_weight_bf16(x, dy, dw, p);
-  const char* op = "conv2d_backward_weight";
-  check_tensor(x, x, op, "x");
-  check_tensor(dy, x, op, "dy");
-  check_tensor(dw, x, op, "dw");
-  check_shape(dy, conv2d_output_shape(x.shape(), dw.shape(), p), op, "dy");
-  const Geom g(x.shape(), dw.shape(), p);
-  if (dw.numel() == 0) return;
-  if (dy.numel() == 0) return dw.zero_();
-  if (g.depthwise()) return detail::depthwise_backward_weight(g, x, dy, dw);
-  dispatch_floating(x.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    backward_weight_impl<T>(g, x.data<T>(), dy.data<T>(), dw.data<T>());
-  });
-}
-
-void conv2d_backward_bias(const Tensor& dy, const Tensor& db) {
-  const char* op = "conv2d_backward_bias";
-  check_tensor(dy, dy, op, "dy");
-  check_tensor(db, dy, op, "db");
-  TRANQ_CHECK(dy.dim() == 4, "{}: expected dy [N, O, OH, OW], got {}", op, tensor_str(dy));
-  check_shape(db, {dy.size(1)}, op, "db");
-  const int64_t N = dy.size(0), O = dy.size(1), P = dy.size(2) * dy.size(3);
-  dispatch_floating(dy.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const T* g = dy.data<T>();
-    T* out = db.data<T>();
-    // Each channel is summed by one thread in a fixed order: independent of the thread count.
-#pragma omp parallel for schedule(static) if (N * O * P > (1 << 15))
-    for (int64_t o = 0; o < O; ++o) {
-      double total = 0;
-      for (int64_t n = 0; n < N; ++n) total += sum_contiguous(g + (n * O + o) * P, P);
-      out[o] = static_cast<T>(total);
-    }
-  });
-}
-
 }  // namespace tranq::kernels::cpu
