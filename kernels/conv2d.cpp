@@ -22,6 +22,10 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p)
               "{} has {}",
               shape_str(w), w[1] * p.groups, w[1], p.groups, shape_str(x), x[1]);
   TRANQ_CHECK(w[2] >= 1 && w[3] >= 1, "conv2d: empty kernel {}", shape_str(w));
+  // As in PyTorch, the image may not be empty (cuDNN rejects a zero height or width).
+  TRANQ_CHECK(x[2] >= 1 && x[3] >= 1,
+              "conv2d: input {} has an empty image dimension; only the batch may be 0",
+              shape_str(x));
   const int64_t eh = p.dilation_h * (w[2] - 1) + 1, ew = p.dilation_w * (w[3] - 1) + 1;
   TRANQ_CHECK(x[2] + 2 * p.pad_h >= eh && x[3] + 2 * p.pad_w >= ew,
               "conv2d: padded input {}x{} is smaller than the dilated kernel {}x{}",

@@ -9,7 +9,11 @@ Shape pool2d_output_shape(const Tensor& x, const Pool2dGeometry& g, const char* 
   TRANQ_CHECK(g.kernel_h > 0 && g.kernel_w > 0 && g.stride_h > 0 && g.stride_w > 0,
               "{}: kernel and stride must be positive, got kernel {}x{} stride {}x{}", op,
               g.kernel_h, g.kernel_w, g.stride_h, g.stride_w);
-  // Every window then overlaps the input, so a max always has a real element to pick.
+  // As in PyTorch, only the batch and channels may be empty; with non-empty images and this
+  // padding every window overlaps the input, so a max always has a real element to pick.
+  TRANQ_CHECK(x.size(2) >= 1 && x.size(3) >= 1,
+              "{}: input {} has an empty image dimension; only the batch may be 0", op,
+              tensor_str(x));
   TRANQ_CHECK(
       g.pad_h >= 0 && g.pad_w >= 0 && 2 * g.pad_h <= g.kernel_h && 2 * g.pad_w <= g.kernel_w,
       "{}: padding must be between 0 and half the kernel, got pad {}x{} for kernel {}x{}", op,

@@ -256,6 +256,10 @@ TEST(Conv2d, BadShapesAndDtypesThrowValueError) {
                ValueError);  // groups must divide channels
   EXPECT_THROW(ops::conv2d(x, w, Tensor(), params(0, 1, 0, 0)), ValueError);  // stride 0
   EXPECT_THROW(ops::conv2d(x.to(DType::i32), w.to(DType::i32), Tensor(), p), ValueError);
+  // An empty image, even where padding would give a non-empty output.
+  EXPECT_THROW(ops::conv2d(Tensor::zeros({2, 4, 0, 5}), w, Tensor(), params(1, 1, 2, 2)),
+               ValueError);
+  EXPECT_NO_THROW(ops::conv2d(Tensor::zeros({0, 4, 5, 5}), w, Tensor(), p));  // empty batch
   // Kernel-level output shape mismatch.
   const kernels::Conv2dParams kp;
   EXPECT_THROW(kernels::conv2d_forward(x, w, Tensor(), Tensor::zeros({2, 6, 4, 4}), kp),

@@ -95,9 +95,9 @@ TEST(CudaOpsBatchNorm, ForwardAndBackwardMatchCpu) {
           o.rm = running ? on(in.rm, gpu).clone() : Tensor();
           o.rv = running ? on(in.rv, gpu).clone() : Tensor();
           const Device dev = gpu ? test::gpu() : Device::cpu();
-          o.y = Tensor::empty(s, dt, dev);
-          o.mean = Tensor::empty({c}, dt, dev);
-          o.invstd = Tensor::empty({c}, dt, dev);
+          o.y = test::nan_filled(s, dt, dev);
+          o.mean = test::nan_filled({c}, dt, dev);
+          o.invstd = test::nan_filled({c}, dt, dev);
           kernels::batch_norm_forward(on(in.x, gpu), maybe(affine, on(in.w, gpu)),
                                       maybe(affine, on(in.b, gpu)), o.rm, o.rv, use_batch, 0.1,
                                       1e-5, o.y, o.mean, o.invstd);
@@ -109,9 +109,9 @@ TEST(CudaOpsBatchNorm, ForwardAndBackwardMatchCpu) {
 
         auto backward = [&](bool gpu, const BnOut& f, bool with_dx) {
           const Device dev = gpu ? test::gpu() : Device::cpu();
-          std::vector<Tensor> g = {with_dx ? Tensor::empty(s, dt, dev) : Tensor(),
-                                   affine ? Tensor::empty({c}, dt, dev) : Tensor(),
-                                   affine ? Tensor::empty({c}, dt, dev) : Tensor()};
+          std::vector<Tensor> g = {with_dx ? test::nan_filled(s, dt, dev) : Tensor(),
+                                   affine ? test::nan_filled({c}, dt, dev) : Tensor(),
+                                   affine ? test::nan_filled({c}, dt, dev) : Tensor()};
           kernels::batch_norm_backward(on(in.x, gpu), on(in.dy, gpu), maybe(affine, on(in.w, gpu)),
                                        f.mean, f.invstd, use_batch, g[0], g[1], g[2]);
           return g;
@@ -146,9 +146,9 @@ TEST(CudaOpsBatchNorm, FusedActForwardAndBackwardMatchCpu) {
           o.rm = on(in.rm, gpu).clone();
           o.rv = on(in.rv, gpu).clone();
           const Device dev = gpu ? test::gpu() : Device::cpu();
-          o.y = Tensor::empty(s, dt, dev);
-          o.mean = Tensor::empty({c}, dt, dev);
-          o.invstd = Tensor::empty({c}, dt, dev);
+          o.y = test::nan_filled(s, dt, dev);
+          o.mean = test::nan_filled({c}, dt, dev);
+          o.invstd = test::nan_filled({c}, dt, dev);
           kernels::batch_norm_act_forward(
               on(in.x, gpu), on(in.w, gpu), on(in.b, gpu), o.rm, o.rv, use_batch, 0.1, 1e-5,
               maybe(residual, on(in.residual, gpu)), relu, o.y, o.mean, o.invstd);
@@ -162,9 +162,9 @@ TEST(CudaOpsBatchNorm, FusedActForwardAndBackwardMatchCpu) {
         for (bool with_dres : {false, true}) {
           auto backward = [&](bool gpu, const BnOut& f) {
             const Device dev = gpu ? test::gpu() : Device::cpu();
-            std::vector<Tensor> g = {Tensor::empty(s, dt, dev),
-                                     with_dres ? Tensor::empty(s, dt, dev) : Tensor(),
-                                     Tensor::empty({c}, dt, dev), Tensor::empty({c}, dt, dev)};
+            std::vector<Tensor> g = {
+                test::nan_filled(s, dt, dev), with_dres ? test::nan_filled(s, dt, dev) : Tensor(),
+                test::nan_filled({c}, dt, dev), test::nan_filled({c}, dt, dev)};
             kernels::batch_norm_act_backward(on(in.x, gpu), on(fc.y, gpu), on(in.dy, gpu),
                                              on(in.w, gpu), f.mean, f.invstd, use_batch, relu, g[0],
                                              g[1], g[2], g[3]);

@@ -156,6 +156,9 @@ TEST(Pool2d, RejectsBadGeometry) {
   EXPECT_THROW(ops::max_pool2d(x, {2, 2, 0, 2, 0, 0}), ValueError);  // zero stride
   EXPECT_THROW(ops::max_pool2d(x, {2, 2, 2, 2, 2, 0}), ValueError);  // pad > kernel/2
   EXPECT_THROW(ops::avg_pool2d(x, {5, 5, 1, 1, 0, 0}), ValueError);  // kernel > input
+  // An empty image has no element to pick, even where padding gives windows.
+  EXPECT_THROW(ops::max_pool2d(Tensor::zeros({1, 1, 0, 4}), {2, 2, 2, 2, 1, 1}), ValueError);
+  EXPECT_NO_THROW(ops::max_pool2d(Tensor::zeros({0, 1, 4, 4}), {2, 2, 2, 2, 0, 0}));
   EXPECT_THROW(ops::max_pool2d(Tensor::zeros({4, 4}), {}), ValueError);
   EXPECT_THROW(ops::global_avg_pool2d(Tensor::zeros({2, 3})), ValueError);
 }

@@ -128,23 +128,30 @@ Candidate candidate(const Perf& p) {
   return {static_cast<int>(p.algo), p.status, p.memory, p.determinism, p.mathType};
 }
 
+// cuDNN's ranked candidates; none when the heuristics fail, leaving the deterministic fallbacks.
 std::vector<Candidate> heuristic_candidates(cudnnHandle_t h, Direction dir, const Descs& d) {
   std::vector<Candidate> out;
   int returned = 0;
   if (dir == Direction::forward) {
     std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-    TRANQ_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
-        h, d.x.d, d.w.d, d.conv.d, d.y.d, static_cast<int>(perf.size()), &returned, perf.data()));
+    if (cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.d, d.w.d, d.conv.d, d.y.d,
+                                               static_cast<int>(perf.size()), &returned,
+                                               perf.data()) != CUDNN_STATUS_SUCCESS)
+      return out;
     for (int k = 0; k < returned; ++k) out.push_back(candidate(perf[static_cast<size_t>(k)]));
   } else if (dir == Direction::backward_data) {
     std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-    TRANQ_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        h, d.w.d, d.y.d, d.conv.d, d.x.d, static_cast<int>(perf.size()), &returned, perf.data()));
+    if (cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.d, d.y.d, d.conv.d, d.x.d,
+                                                    static_cast<int>(perf.size()), &returned,
+                                                    perf.data()) != CUDNN_STATUS_SUCCESS)
+      return out;
     for (int k = 0; k < returned; ++k) out.push_back(candidate(perf[static_cast<size_t>(k)]));
   } else {
     std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-    TRANQ_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        h, d.x.d, d.y.d, d.conv.d, d.w.d, static_cast<int>(perf.size()), &returned, perf.data()));
+    if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.d, d.y.d, d.conv.d, d.w.d,
+                                                      static_cast<int>(perf.size()), &returned,
+                                                      perf.data()) != CUDNN_STATUS_SUCCESS)
+      return out;
     for (int k = 0; k < returned; ++k) out.push_back(candidate(perf[static_cast<size_t>(k)]));
   }
   return out;
@@ -224,10 +231,10 @@ std::vector<Choice> usable_choices(cudnnHandle_t h, Direction dir, Descs& d, DTy
     if (restrict_fma &&
         (c.math == CUDNN_TENSOR_OP_MATH || c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
       continue;
-    // bf16 operands are exact in TF32, but not necessarily in the FP16 that
-    // ALLOW_CONVERSION may convert to (its range is narrower): plain tensor-op math there.
+    // ALLOW_CONVERSION may convert f32 operands to FP16, whose range and precision are
+    // narrower than the TF32 (or bf16) a caller opted into: plain tensor-op math instead.
     const cudnnMathType_t math = restrict_fma ? CUDNN_FMA_MATH
-                                 : (bf16 && c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+                                 : c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION
                                      ? CUDNN_TENSOR_OP_MATH
                                      : c.math;
     consider(c.algo, math);
@@ -294,11 +301,12 @@ void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& 
     if (it != cache->end()) {
       const Choice c = it->second;
       cache_lock.unlock();
-      const cudnnStatus_t st = execute(h.handle, dir, d, c, x, w, y);
-      if (st != CUDNN_STATUS_SUCCESS)
-        ::tranq::cuda::throw_call_error("cuDNN", op, __FILE__, __LINE__, st,
-                                        cudnnGetErrorString(st));
-      return;
+      if (execute(h.handle, dir, d, c, x, w, y) == CUDNN_STATUS_SUCCESS) return;
+      // The choice can depend on more than the key (e.g. the alignment of a view's data):
+      // search again for these operands, and cache what runs now.
+      cudaGetLastError();
+      cache_lock.lock();
+      cache->erase(key);
     }
   }
   // An error pending from earlier work surfaces here, not cleared by the search below.
@@ -309,7 +317,7 @@ void run(Direction dir, const Conv2dGeometry& g, const Tensor& x, const Tensor& 
     cudaGetLastError();  // a refused launch must not surface at the next kernel's check
     if (last == CUDNN_STATUS_SUCCESS) {
       std::lock_guard<std::mutex> cache_lock(cache_mutex);
-      cache->emplace(key, c);
+      (*cache)[key] = c;
       return;
     }
   }
