@@ -68,4 +68,9 @@ function(tranq_enable_cuda target)
     target_compile_definitions(${target} PRIVATE TRANQ_WITH_CUDNN=0)
   endif()
   set_target_properties(${target} PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
+  # -lineinfo: memcheck and profilers name the source line (no run-time cost). Host code of the
+  # .cu files computes constants the kernels must match bit for bit (e.g. 1 - lr*wd), so it is
+  # not contracted into FMAs, whatever the host compiler's defaults.
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo -Xcompiler=-ffp-contract=off>)
 endfunction()

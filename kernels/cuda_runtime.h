@@ -26,6 +26,8 @@ void init();
 // per (device, stream) and size bin (device_block_size) and handed out again, so a training
 // step's allocations stop calling cudaMalloc after the first step. When cudaMalloc fails, the
 // cache is returned to the driver and the allocation retried once before DeviceError.
+// TRANQ_CUDA_NO_CACHING=1 in the environment (read when a device is first used) turns the
+// cache off, for memory checkers: exact sizes, cudaFree at once (each counted as a host wait).
 struct MemoryStats {
   size_t in_use_bytes = 0;       // bin sizes of the blocks handed out and not yet freed
   size_t cached_bytes = 0;       // bin sizes of the blocks kept for reuse

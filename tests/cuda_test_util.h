@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -37,6 +38,17 @@
   do {                          \
     TRANQ_REQUIRE_CUDA();       \
     TRANQ_SKIP_WITHOUT_CUDNN(); \
+  } while (0)
+
+// For tests that count the caching allocator's hits or host waits: those counts mean something
+// else with the cache off (TRANQ_CUDA_NO_CACHING, set for memory-checker runs).
+#define TRANQ_REQUIRE_CACHING_ALLOCATOR()                                           \
+  do {                                                                              \
+    const char* tranq_nc_ = std::getenv("TRANQ_CUDA_NO_CACHING");                   \
+    if (tranq_nc_ != nullptr && std::strcmp(tranq_nc_, "") != 0 &&                  \
+        std::strcmp(tranq_nc_, "0") != 0)                                           \
+      GTEST_SKIP() << "TRANQ_CUDA_NO_CACHING is set: this test counts the caching " \
+                      "allocator's reuse and host waits";                           \
   } while (0)
 
 namespace tranq::test {

@@ -62,6 +62,7 @@ TEST(CudaMemory, WithoutDeviceEntryPointsThrowNoCudaDevice) {
 
 TEST(CudaMemory, CachingAllocatorReusesBlocksAndCounts) {
   TRANQ_REQUIRE_CUDA();
+  TRANQ_REQUIRE_CACHING_ALLOCATOR();
   cuda::empty_cache();
   const cuda::MemoryStats s0 = cuda::memory_stats();
   EXPECT_EQ(s0.cached_bytes, 0u);

@@ -76,6 +76,7 @@ TEST(CudaPrefetch, WithoutDeviceIsNoCudaDevice) {
 
 TEST(CudaPrefetch, EachStepSeesItsOwnBatchWhileTheCopyStreamRunsAhead) {
   TRANQ_REQUIRE_CUDA();
+  TRANQ_REQUIRE_CACHING_ALLOCATOR();
   data::DevicePrefetcher pf(Device::cuda());
   std::vector<Tensor> seen_images, seen_labels;
   uint64_t waits_after_warmup = 0;

@@ -62,6 +62,7 @@ TEST(CudaStepWaits, FillsAndCountersOnTheDeviceEqualTheCpu) {
 
 TEST(CudaStepWaits, AQatTrsStepQueuesWithoutWaiting) {
   TRANQ_REQUIRE_CUDNN();
+  TRANQ_REQUIRE_CACHING_ALLOCATOR();
   Rig r("sgd", Device::cuda());
   auto q = r.controller(optim::TalrRule::multiplicative);
   q->initialise();

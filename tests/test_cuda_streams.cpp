@@ -94,6 +94,7 @@ TEST(CudaStreams, OpsUnderAGuardRunThereAndMatchTheDefaultStream) {
 
 TEST(CudaStreams, FreedBlocksAreReusedOnlyOnTheirStream) {
   TRANQ_REQUIRE_CUDA();
+  TRANQ_REQUIRE_CACHING_ALLOCATOR();
   cuda::Stream s(0);
   const int64_t n = 3 * 1000 * 1000 + 17;  // a bin size nothing else in this test uses
   {
@@ -135,6 +136,7 @@ TEST(CudaStreams, WaitOrdersOneStreamAfterAnother) {
 
 TEST(CudaStreams, NonBlockingCopyFromPinnedMemorySurvivesImmediateReuse) {
   TRANQ_REQUIRE_CUDA();
+  TRANQ_REQUIRE_CACHING_ALLOCATOR();
   const int64_t n = 1 << 20;
   std::vector<Tensor> on_device;
   for (int round = 0; round < 6; ++round) {
@@ -163,6 +165,7 @@ TEST(CudaStreams, NonBlockingCopyFromPinnedMemorySurvivesImmediateReuse) {
 
 TEST(CudaStreams, CopiesWithinTheGpuNeedNoWait) {
   TRANQ_REQUIRE_CUDA();
+  TRANQ_REQUIRE_CACHING_ALLOCATOR();
   const Tensor a = test::random_tensor({512, 512}, 6, -0.05, 0.05, DType::f32).to(Device::cuda());
   Tensor src = busy_work(a);
   const Tensor expect = src.to(Device::cpu());

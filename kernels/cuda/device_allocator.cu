@@ -1,15 +1,29 @@
 // Caching device allocator: size bins, free lists per stream, statistics, one retry after
 // returning the cache to the driver when cudaMalloc runs out of memory.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/device_allocator.cuh"
 
 namespace tranq::cuda {
 
+namespace {
+bool caching_disabled() {
+  const char* v = std::getenv("TRANQ_CUDA_NO_CACHING");
+  return v != nullptr && std::strcmp(v, "") != 0 && std::strcmp(v, "0") != 0;
+}
+}  // namespace
+
+CachingDeviceAllocator::CachingDeviceAllocator(int device)
+    : device_(device), caching_(!caching_disabled()) {}
+
 void* CachingDeviceAllocator::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
-  const size_t size = device_block_size(bytes);
+  // Without the cache every block has its exact size, so an access past a tensor's end leaves
+  // the allocation, where compute-sanitizer's memcheck can see it.
+  const size_t size = caching_ ? device_block_size(bytes) : bytes;
   cudaStream_t stream = current_stream(device_);
   const BinKey key{reinterpret_cast<uintptr_t>(stream), size};
   std::lock_guard<std::mutex> lock(mu_);
@@ -41,6 +55,13 @@ void CachingDeviceAllocator::deallocate(void* ptr, size_t) {
   const Block b = it->second;
   live_.erase(it);
   stats_.in_use_bytes -= b.size;
+  if (!caching_) {
+    // cudaFree waits for the device, so kernels still reading the block finish first.
+    DeviceGuard guard(device_);
+    cudaFree(ptr);
+    note_host_wait();
+    return;
+  }
   free_[BinKey{reinterpret_cast<uintptr_t>(b.stream), b.size}].push_back(ptr);
   stats_.cached_bytes += b.size;
 }

@@ -20,7 +20,9 @@ namespace tranq::cuda {
 
 class CachingDeviceAllocator final : public Allocator {
  public:
-  explicit CachingDeviceAllocator(int device) : device_(device) {}
+  // TRANQ_CUDA_NO_CACHING=1 in the environment turns the cache off (exact-size cudaMalloc,
+  // cudaFree on every free): slow, but out-of-bounds accesses then leave the allocation.
+  explicit CachingDeviceAllocator(int device);
   // Blocks stay with the driver when the process ends: freeing them during static destruction
   // would race the CUDA runtime's own teardown.
   ~CachingDeviceAllocator() override = default;
@@ -41,6 +43,7 @@ class CachingDeviceAllocator final : public Allocator {
   void release_cached_locked();
 
   int device_;
+  bool caching_;
   mutable std::mutex mu_;
   std::map<BinKey, std::vector<void*>> free_;
   std::unordered_map<void*, Block> live_;
