@@ -45,6 +45,21 @@ Conv2dGeometry::Conv2dGeometry(const Shape& x, const Shape& w, const Conv2dParam
   dw = p.dilation_w;
 }
 
+void check_conv2d_operand(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {
+  check_defined(t, op, arg);
+  TRANQ_CHECK(t.dtype() == ref.dtype(), "{}: {} is {} but the input is {}; use one dtype", op, arg,
+              tensor_str(t), tensor_str(ref));
+  TRANQ_CHECK(t.device() == ref.device(), "{}: {} is {} but the input is {}", op, arg,
+              tensor_str(t), tensor_str(ref));
+  TRANQ_CHECK(t.is_contiguous(), "{}: {} must be contiguous; call contiguous() first", op, arg);
+  TRANQ_CHECK(is_floating(t.dtype()), "{}: expected f32 or f64 tensors, got {}", op, tensor_str(t));
+}
+
+void check_conv2d_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg) {
+  TRANQ_CHECK(t.shape() == expected, "{}: {} is {}, expected shape {}", op, arg, tensor_str(t),
+              shape_str(expected));
+}
+
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                     const Conv2dParams& p, ComputePrecision precision) {
   check_defined(x, "conv2d_forward", "x");

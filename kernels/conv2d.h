@@ -20,6 +20,11 @@ struct Conv2dParams {
 // Output shape for input x and weight w; throws ValueError on inconsistent shapes or params.
 Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p);
 
+// The operand checks of both backends' conv2d functions (which may also be called directly):
+// t is defined, floating point, contiguous and of ref's dtype and device; t has shape expected.
+void check_conv2d_operand(const Tensor& t, const Tensor& ref, const char* op, const char* arg);
+void check_conv2d_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg);
+
 // Every size a backend needs, derived once (and validated) from the shapes and params.
 struct Conv2dGeometry {
   Conv2dGeometry(const Shape& x, const Shape& w, const Conv2dParams& params);

@@ -255,13 +255,13 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
                     const Conv2dParams& p, ComputePrecision precision) {
   if (precision == ComputePrecision::bf16) return detail::conv2d_forward_bf16(x, w, bias, y, p);
   const char* op = "conv2d_forward";
-  check_tensor(x, x, op, "x");
-  check_tensor(w, x, op, "weight");
-  check_tensor(y, x, op, "y");
-  check_shape(y, conv2d_output_shape(x.shape(), w.shape(), p), op, "y");
+  check_conv2d_operand(x, x, op, "x");
+  check_conv2d_operand(w, x, op, "weight");
+  check_conv2d_operand(y, x, op, "y");
+  check_conv2d_shape(y, conv2d_output_shape(x.shape(), w.shape(), p), op, "y");
   if (bias.defined()) {
-    check_tensor(bias, x, op, "bias");
-    check_shape(bias, {w.size(0)}, op, "bias");
+    check_conv2d_operand(bias, x, op, "bias");
+    check_conv2d_shape(bias, {w.size(0)}, op, "bias");
   }
   const Geom g(x.shape(), w.shape(), p);
   if (y.numel() == 0) return;
@@ -277,10 +277,10 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
                           const Conv2dParams& p, ComputePrecision precision) {
   if (precision == ComputePrecision::bf16) return detail::conv2d_backward_data_bf16(dy, w, dx, p);
   const char* op = "conv2d_backward_data";
-  check_tensor(dx, dx, op, "dx");
-  check_tensor(dy, dx, op, "dy");
-  check_tensor(w, dx, op, "weight");
-  check_shape(dy, conv2d_output_shape(dx.shape(), w.shape(), p), op, "dy");
+  check_conv2d_operand(dx, dx, op, "dx");
+  check_conv2d_operand(dy, dx, op, "dy");
+  check_conv2d_operand(w, dx, op, "weight");
+  check_conv2d_shape(dy, conv2d_output_shape(dx.shape(), w.shape(), p), op, "dy");
   const Geom g(dx.shape(), w.shape(), p);
   if (dx.numel() == 0) return;
   if (dy.numel() == 0) return dx.zero_();

@@ -119,10 +119,10 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
                             const Conv2dParams& p, ComputePrecision precision) {
   if (precision == ComputePrecision::bf16) return detail::conv2d_backward_weight_bf16(x, dy, dw, p);
   const char* op = "conv2d_backward_weight";
-  check_tensor(x, x, op, "x");
-  check_tensor(dy, x, op, "dy");
-  check_tensor(dw, x, op, "dw");
-  check_shape(dy, conv2d_output_shape(x.shape(), dw.shape(), p), op, "dy");
+  check_conv2d_operand(x, x, op, "x");
+  check_conv2d_operand(dy, x, op, "dy");
+  check_conv2d_operand(dw, x, op, "dw");
+  check_conv2d_shape(dy, conv2d_output_shape(x.shape(), dw.shape(), p), op, "dy");
   const Geom g(x.shape(), dw.shape(), p);
   if (dw.numel() == 0) return;
   if (dy.numel() == 0) return dw.zero_();
@@ -135,10 +135,10 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
 
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db) {
   const char* op = "conv2d_backward_bias";
-  check_tensor(dy, dy, op, "dy");
-  check_tensor(db, dy, op, "db");
+  check_conv2d_operand(dy, dy, op, "dy");
+  check_conv2d_operand(db, dy, op, "db");
   TRANQ_CHECK(dy.dim() == 4, "{}: expected dy [N, O, OH, OW], got {}", op, tensor_str(dy));
-  check_shape(db, {dy.size(1)}, op, "db");
+  check_conv2d_shape(db, {dy.size(1)}, op, "db");
   const int64_t N = dy.size(0), O = dy.size(1), P = dy.size(2) * dy.size(3);
   dispatch_floating(dy.dtype(), op, [&](auto tag) {
     using T = decltype(tag);

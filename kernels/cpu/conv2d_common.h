@@ -1,6 +1,6 @@
 #pragma once
 // Pieces the CPU convolution files share (kernels/cpu/conv2d*.cpp): scratch buffers, how work
-// is split over threads, the padded layout and argument checks. Used by those files only.
+// is split over threads, the padded layout. Used by those files only.
 #include <omp.h>
 
 #include <algorithm>
@@ -116,21 +116,6 @@ inline std::vector<int64_t> shifted_offsets(const Geom& g, int64_t Hp, int64_t W
       for (int64_t kw = 0; kw < g.KW; ++kw)
         off[(c * g.KH + kh) * g.KW + kw] = c * Hp * Wp + kh * g.dh * Wp + kw * g.dw;
   return off;
-}
-// ---- checks ----------------------------------------------------------------------------------
-
-inline void check_tensor(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {
-  check_defined(t, op, arg);
-  TRANQ_CHECK(t.dtype() == ref.dtype(), "{}: {} is {} but the input is {}; use one dtype", op, arg,
-              tensor_str(t), tensor_str(ref));
-  TRANQ_CHECK(t.device() == ref.device(), "{}: {} is {} but the input is {}", op, arg,
-              tensor_str(t), tensor_str(ref));
-  TRANQ_CHECK(t.is_contiguous(), "{}: {} must be contiguous; call contiguous() first", op, arg);
-}
-
-inline void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg) {
-  TRANQ_CHECK(t.shape() == expected, "{}: {} is {}, expected shape {}", op, arg, tensor_str(t),
-              shape_str(expected));
 }
 
 }  // namespace tranq::kernels::cpu::conv

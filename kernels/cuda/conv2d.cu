@@ -375,34 +375,19 @@ __global__ void bias_grad_kernel(const T* dy, T* db, int64_t N, int64_t O, int64
   if (threadIdx.x == 0) db[o] = static_cast<T>(total);
 }
 
-void check_tensor(const Tensor& t, const Tensor& ref, const char* op, const char* arg) {
-  check_defined(t, op, arg);
-  TRANQ_CHECK(t.dtype() == ref.dtype(), "{}: {} is {} but the input is {}; use one dtype", op, arg,
-              tensor_str(t), tensor_str(ref));
-  TRANQ_CHECK(t.device() == ref.device(), "{}: {} is {} but the input is {}", op, arg,
-              tensor_str(t), tensor_str(ref));
-  TRANQ_CHECK(t.is_contiguous(), "{}: {} must be contiguous; call contiguous() first", op, arg);
-  TRANQ_CHECK(is_floating(t.dtype()), "{}: expected f32 or f64 tensors, got {}", op, tensor_str(t));
-}
-
-void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* arg) {
-  TRANQ_CHECK(t.shape() == expected, "{}: {} is {}, expected shape {}", op, arg, tensor_str(t),
-              shape_str(expected));
-}
-
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                     const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_forward";
-  check_tensor(x, x, op, "x");
-  check_tensor(w, x, op, "weight");
-  check_tensor(y, x, op, "y");
+  check_conv2d_operand(x, x, op, "x");
+  check_conv2d_operand(w, x, op, "weight");
+  check_conv2d_operand(y, x, op, "y");
   check_on_device(op, x.device(), {});
-  check_shape(y, conv2d_output_shape(x.shape(), w.shape(), p), op, "y");
+  check_conv2d_shape(y, conv2d_output_shape(x.shape(), w.shape(), p), op, "y");
   if (bias.defined()) {
-    check_tensor(bias, x, op, "bias");
-    check_shape(bias, {w.size(0)}, op, "bias");
+    check_conv2d_operand(bias, x, op, "bias");
+    check_conv2d_shape(bias, {w.size(0)}, op, "bias");
   }
   const Conv2dGeometry g(x.shape(), w.shape(), p);
   if (y.numel() == 0) return;
@@ -426,11 +411,11 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
                           const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_backward_data";
-  check_tensor(dx, dx, op, "dx");
-  check_tensor(dy, dx, op, "dy");
-  check_tensor(w, dx, op, "weight");
+  check_conv2d_operand(dx, dx, op, "dx");
+  check_conv2d_operand(dy, dx, op, "dy");
+  check_conv2d_operand(w, dx, op, "weight");
   check_on_device(op, dx.device(), {});
-  check_shape(dy, conv2d_output_shape(dx.shape(), w.shape(), p), op, "dy");
+  check_conv2d_shape(dy, conv2d_output_shape(dx.shape(), w.shape(), p), op, "dy");
   const Conv2dGeometry g(dx.shape(), w.shape(), p);
   if (dx.numel() == 0) return;
   if (dy.numel() == 0) return dx.zero_();
@@ -440,11 +425,11 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Tensor& dx,
 void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
                             const Conv2dParams& p, ComputePrecision precision) {
   const char* op = "conv2d_backward_weight";
-  check_tensor(x, x, op, "x");
-  check_tensor(dy, x, op, "dy");
-  check_tensor(dw, x, op, "dw");
+  check_conv2d_operand(x, x, op, "x");
+  check_conv2d_operand(dy, x, op, "dy");
+  check_conv2d_operand(dw, x, op, "dw");
   check_on_device(op, x.device(), {});
-  check_shape(dy, conv2d_output_shape(x.shape(), dw.shape(), p), op, "dy");
+  check_conv2d_shape(dy, conv2d_output_shape(x.shape(), dw.shape(), p), op, "dy");
   const Conv2dGeometry g(x.shape(), dw.shape(), p);
   if (dw.numel() == 0) return;
   if (dy.numel() == 0) return dw.zero_();
@@ -453,11 +438,11 @@ void conv2d_backward_weight(const Tensor& x, const Tensor& dy, const Tensor& dw,
 
 void conv2d_backward_bias(const Tensor& dy, const Tensor& db) {
   const char* op = "conv2d_backward_bias";
-  check_tensor(dy, dy, op, "dy");
-  check_tensor(db, dy, op, "db");
+  check_conv2d_operand(dy, dy, op, "dy");
+  check_conv2d_operand(db, dy, op, "db");
   check_on_device(op, dy.device(), {});
   TRANQ_CHECK(dy.dim() == 4, "{}: expected dy [N, O, OH, OW], got {}", op, tensor_str(dy));
-  check_shape(db, {dy.size(1)}, op, "db");
+  check_conv2d_shape(db, {dy.size(1)}, op, "db");
   const int64_t N = dy.size(0), O = dy.size(1), P = dy.size(2) * dy.size(3);
   if (O == 0) return;
   const int device = dy.device().index;
