@@ -50,6 +50,17 @@ class ResNet20(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def set_tf32(on):
+    """TF32 for fp32 convolutions and matmuls: through the fp32_precision settings where this
+    PyTorch has them (the allow_tf32 flags are deprecated there), else the allow_tf32 flags."""
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if hasattr(conv, "fp32_precision") and hasattr(matmul, "fp32_precision"):
+        conv.fp32_precision = matmul.fp32_precision = "tf32" if on else "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = on
+        torch.backends.cuda.matmul.allow_tf32 = on
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--batch-size", type=int, default=128)
@@ -67,8 +78,7 @@ def main():
                         "is on for convolutions, off for matmuls); off matches tranq's default, "
                         "on matches tranq bench --tf32")
     a = p.parse_args()
-    torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
-    torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
+    set_tf32(a.tf32 == "on")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
@@ -76,7 +86,7 @@ def main():
     if a.model == "resnet20":
         model = ResNet20(c, a.classes)
     else:
-        import torchvision
+        import torchvision  # only here: resnet20 runs without torchvision
         model = torchvision.models.resnet18(num_classes=a.classes)
     model = model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
