@@ -25,7 +25,6 @@ using namespace tranq;
 using kernels::QuantRange;
 using quant::QConv2d;
 using quant::QLinear;
-using quant::QuantizedLayer;
 using quant::QuantSpec;
 using quant::ScaleInit;
 using test::Bits;

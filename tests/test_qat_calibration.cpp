@@ -28,10 +28,7 @@ using quant::QLinear;
 using quant::QuantizedLayer;
 using quant::QuantSpec;
 using quant::ScaleInit;
-using test::Bits;
 using test::bitwise_equal;
-using test::names_of;
-using test::ref_codes;
 using test::spec_of;
 
 namespace {

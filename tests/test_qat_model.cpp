@@ -25,12 +25,8 @@
 #include "quant/transform.h"
 
 using namespace tranq;
-using kernels::QuantRange;
 using quant::QConv2d;
 using quant::QLinear;
-using quant::QuantizedLayer;
-using quant::QuantSpec;
-using quant::ScaleInit;
 using test::Bits;
 using test::bitwise_equal;
 using test::names_of;
