@@ -156,7 +156,7 @@ __global__ void multi_adam_kernel(const AdamEntry<T>* entries, const BlockTask* 
 // The host-built launch table in device memory: entries, then the block tasks.
 template <class Entry>
 struct DeviceTable {
-  Buffer buffer;
+  Tensor storage;  // u8 on the device; freed after the launch, ordered on the stream
   const Entry* entries = nullptr;
   const BlockTask* tasks = nullptr;
   int64_t blocks = 0;
@@ -178,16 +178,20 @@ DeviceTable<Entry> upload_table(const std::vector<Entry>& entries, Device dev,
   if (tasks.empty()) return table;
   const size_t entry_bytes = (entries.size() * sizeof(Entry) + 15) / 16 * 16;
   const size_t bytes = entry_bytes + tasks.size() * sizeof(BlockTask);
-  std::vector<unsigned char> host(bytes, 0);
-  std::memcpy(host.data(), entries.data(), entries.size() * sizeof(Entry));
-  std::memcpy(host.data() + entry_bytes, tasks.data(), tasks.size() * sizeof(BlockTask));
-  table.buffer = Buffer(bytes, dev);
-  auto* base = static_cast<unsigned char*>(table.buffer.data());
-  // From pageable memory: the call returns once `host` has been staged, so it may go away. The
-  // runtime may wait for staging memory here (not counted by host_wait_count()); the table is
-  // small, and pinned staging would cost a cudaHostAlloc whenever the host runs more steps
-  // ahead than the pinned cache holds.
-  TRANQ_CUDA_CHECK(cudaMemcpyAsync(base, host.data(), bytes, cudaMemcpyHostToDevice, stream));
+  // Staged in page-locked memory and queued without a host wait (Tensor::copy_ non_blocking):
+  // the pinned cache keeps the staging block until the copy has run, and after the first steps
+  // serves it from the cache. A pageable source could make the runtime wait for staging room,
+  // unseen by host_wait_count().
+  const Tensor host = Tensor::empty_pinned({static_cast<int64_t>(bytes)}, DType::u8);
+  auto* h = host.data<uint8_t>();
+  std::memset(h, 0, bytes);
+  std::memcpy(h, entries.data(), entries.size() * sizeof(Entry));
+  std::memcpy(h + entry_bytes, tasks.data(), tasks.size() * sizeof(BlockTask));
+  table.storage = Tensor::empty({static_cast<int64_t>(bytes)}, DType::u8, dev);
+  TRANQ_CHECK_AS(DeviceError, current_stream(dev.index) == stream,
+                 "multi-tensor update: the table must go on the stream the kernel runs on");
+  table.storage.copy_(host, /*non_blocking=*/true);
+  const auto* base = static_cast<const unsigned char*>(table.storage.raw_data());
   table.entries = reinterpret_cast<const Entry*>(base);
   table.tasks = reinterpret_cast<const BlockTask*>(base + entry_bytes);
   return table;
