@@ -13,8 +13,8 @@
 #include "apps/run_setup.h"
 #include "core/parallel.h"
 #include "core/rng.h"
-#include "kernels/cuda_runtime.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/cuda_runtime.h"
 #include "kernels/gemm.h"
 #include "layers/functional.h"
 #include "quant/transform.h"
@@ -57,6 +57,7 @@ class Tf32Scope {
 
 std::string run_bench(const BenchConfig& cfg) {
   TRANQ_CHECK(cfg.batch_size >= 1 && cfg.iters >= 1, "--batch-size and --iters must be positive");
+  TRANQ_CHECK(cfg.warmup >= 0, "--warmup must be >= 0, got {}", cfg.warmup);
   set_num_threads(cfg.threads);
   const Tf32Scope tf32(cfg.tf32);
   const Device device = select_device(cfg.device);

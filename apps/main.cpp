@@ -137,7 +137,8 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--talr-gain", c.talr_gain,
                 "TRS: step size eta of the additive rule (0: (1-m)*talr_init/R_0)")
       ->capture_default_str();
-  t->add_option("--tr-momentum", c.tr_momentum, "TRS: momentum of the TR EMA and the multiplicative rule; -1: from the run length, "
+  t->add_option("--tr-momentum", c.tr_momentum,
+                "TRS: momentum of the TR EMA and the multiplicative rule; -1: from the run length, "
                 "1 - 1/clamp(steps/50, 10, 100) (0.99 for runs of 5000+ steps)")
       ->capture_default_str();
   t->add_option("--precision", c.precision, std::string(kPrecisionHelp) + "; kept by --resume")
@@ -249,8 +250,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
-    const int code = app.exit(err);
-    return code == 0 ? 0 : 2;
+    if (err.get_exit_code() == 0) return app.exit(err);  // --help
+    fmt::print(stderr, "tranq: error: {} (see tranq {} --help)\n", err.what(),
+               app.get_subcommands().empty() ? std::string("")
+                                             : app.get_subcommands().front()->get_name());
+    return 2;
   }
 
   try {
@@ -267,8 +271,11 @@ int main(int argc, char** argv) {
       so.image_size = ev.image_size;
       auto set = tranq::data::open_dataset(ev.dataset, ev.data, "test", so);
       auto content = tranq::load_safetensors(ev.weights);
-      auto model = tranq::app::model_for_weights(ev.model, set->sample_shape()[0],
-                                                 set->num_classes(), content.metadata);
+      // The class count of the training split, which the model was made for (an image
+      // folder's val split may lack classes).
+      const auto shape = tranq::data::dataset_shape(ev.dataset, ev.data);
+      auto model = tranq::app::model_for_weights(ev.model, set->sample_shape()[0], shape.classes,
+                                                 content.metadata);
       tranq::app::load_weights(*model, content, ev.weights);
       tranq::set_compute_precision(*model, precision);
       model->to(device);

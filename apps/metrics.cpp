@@ -8,7 +8,9 @@ MetricsLog::MetricsLog(const std::string& path) : f_(std::fopen(path.c_str(), "a
   if (!f_) TRANQ_THROW(IoError, "cannot open {} for appending", path);
 }
 
-MetricsLog::~MetricsLog() { std::fclose(f_); }
+MetricsLog::~MetricsLog() {
+  std::fclose(f_);
+}
 
 void MetricsLog::write(const nlohmann::json& j) {
   std::string line = j.dump() + "\n";
@@ -31,7 +33,8 @@ void TransitionWindow::add(const quant::QatController& qat) {
   ++steps_;
 }
 
-void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController& qat, int64_t step) {
+void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController& qat,
+                                  int64_t step) {
   if (steps_ == 0) return;
   const double n = static_cast<double>(steps_);
   const auto* trs = qat.trs();
@@ -40,7 +43,8 @@ void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController&
   nlohmann::json layers = nlohmann::json::object();
   double ema_sum = 0, talr_sum = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    nlohmann::json l = {{"tr", layers_[i].tr / n}, {"osc", layers_[i].osc / n}, {"near", layers_[i].near / n}};
+    nlohmann::json l = {
+        {"tr", layers_[i].tr / n}, {"osc", layers_[i].osc / n}, {"near", layers_[i].near / n}};
     if (trs) {
       l["tr_ema"] = trs->ema(i);
       l["target_tr"] = target;
@@ -62,6 +66,29 @@ void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController&
   for (auto& l : layers_) l = Sums{};
   total_ = Sums{};
   steps_ = 0;
+}
+
+nlohmann::json TransitionWindow::state() const {
+  auto sums = [](const Sums& x) { return nlohmann::json::array({x.tr, x.osc, x.near}); };
+  nlohmann::json layers = nlohmann::json::array();
+  for (const Sums& l : layers_) layers.push_back(sums(l));
+  return {{"steps", steps_}, {"total", sums(total_)}, {"layers", layers}};
+}
+
+void TransitionWindow::load_state(const nlohmann::json& j) {
+  auto sums = [](const nlohmann::json& a) {
+    TRANQ_CHECK_AS(FormatError, a.is_array() && a.size() == 3,
+                   "checkpoint: bad transition window sums {}", a.dump());
+    return Sums{a[0].get<double>(), a[1].get<double>(), a[2].get<double>()};
+  };
+  try {
+    steps_ = j.at("steps").get<int64_t>();
+    total_ = sums(j.at("total"));
+    layers_.clear();
+    for (const auto& l : j.at("layers")) layers_.push_back(sums(l));
+  } catch (const nlohmann::json::exception& e) {
+    TRANQ_THROW(FormatError, "checkpoint: bad transition window: {}", e.what());
+  }
 }
 
 }  // namespace tranq::app

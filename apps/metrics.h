@@ -2,10 +2,9 @@
 // metrics.jsonl: one JSON object per logged step and per epoch, appended one whole line per
 // write (a kill leaves at most a torn last line, which resume drops).
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "quant/qat_controller.h"
 
@@ -30,6 +29,9 @@ class TransitionWindow {
   void add(const quant::QatController& qat);
   // Adds "tr", "tr_ema", "target_tr", "talr", "osc", "near" and "layers" to j, then resets.
   void flush_into(nlohmann::json& j, const quant::QatController& qat, int64_t step);
+  // The sums so far, for a checkpoint taken inside a log window (doubles round-trip exactly).
+  nlohmann::json state() const;
+  void load_state(const nlohmann::json& j);  // FormatError when j is not a state()
 
  private:
   struct Sums {

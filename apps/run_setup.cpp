@@ -40,10 +40,10 @@ void load_initial_weights(Module& model, const TrainConfig& cfg) {
 }  // namespace
 
 RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_classes,
-                   int64_t total_steps) {
+                   int64_t total_steps, bool load_init_weights) {
   RunSetup run;
   run.model = create_model(cfg.model, in_channels, num_classes, cfg.seed);
-  load_initial_weights(*run.model, cfg);
+  if (load_init_weights) load_initial_weights(*run.model, cfg);
   const bool trs = is_trs_optimizer(cfg.optimizer);
   TRANQ_CHECK(cfg.weight_bits > 0 || !trs,
               "--optimizer {} schedules transition rates of quantized weights: give --wbits",
@@ -62,8 +62,7 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
   std::vector<std::pair<std::string, quant::QuantizedLayer*>> layers;
   // Frozen under TRS by default (method page): otherwise weights would transition without any
   // weight update and the TR would not measure what the TALR moves.
-  const bool learn_weight_scale =
-      cfg.weight_scale == "auto" ? !trs : cfg.weight_scale == "learned";
+  const bool learn_weight_scale = cfg.weight_scale == "auto" ? !trs : cfg.weight_scale == "learned";
   if (cfg.weight_bits > 0) {
     run.quant_meta = {{"weight_bits", cfg.weight_bits},
                       {"act_bits", cfg.act_bits > 0 ? cfg.act_bits : cfg.weight_bits},
@@ -107,10 +106,7 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
       o.target_tr = cfg.target_tr;
       o.tr_factor = cfg.tr_factor;
       o.weight_bits = cfg.weight_bits;
-      o.schedule.name = cfg.target_tr_schedule;
-      o.schedule.total_steps = total_steps;
-      o.schedule.step_size = std::max<int64_t>(1, total_steps / 3);
-      o.schedule.milestones = {total_steps / 2, total_steps * 3 / 4};
+      o.schedule = optim::run_schedule_options(cfg.target_tr_schedule, total_steps);
       o.rule = optim::parse_talr_rule(cfg.talr_rule);
       o.talr_init = cfg.talr_init > 0 ? cfg.talr_init : cfg.lr;
       o.talr_gain = cfg.talr_gain;
@@ -168,6 +164,10 @@ SafetensorsContent export_integer_model(Module& model,
                                         const std::map<std::string, std::string>& metadata) {
   TRANQ_CHECK(metadata.count(kQuantMetaKey),
               "the weights were not written by a QAT run (no '{}' metadata)", kQuantMetaKey);
+  // Its latent weights are gone: codes computed here would come from fresh initial weights.
+  TRANQ_CHECK(!metadata.count(kIntegerMetaKey),
+              "the weights are already an exported integer model; export reads the "
+              "model.safetensors of a QAT run");
   std::map<std::string, Tensor> codes;
   std::set<std::string> skip;
   for (auto& [name, q] : quant::quantized_layers(model)) {

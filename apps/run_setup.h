@@ -3,10 +3,9 @@
 // parameter groups and, for QAT, the transition controller (with TRS for sgdt/adamt/adamwt).
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "apps/train_config.h"
 #include "core/safetensors.h"
@@ -23,8 +22,9 @@ struct RunSetup {
   nlohmann::json quant_meta;                  // null for full-precision runs
 };
 
+// load_init_weights: read cfg.init_from (a resumed run takes its weights from the checkpoint).
 RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_classes,
-                   int64_t total_steps);
+                   int64_t total_steps, bool load_init_weights = true);
 
 // Metadata key under which model files record how the model was quantized.
 constexpr const char* kQuantMetaKey = "tranq.quant";
@@ -46,6 +46,7 @@ void load_weights(Module& model, const SafetensorsContent& content, const std::s
 // The integer model of QAT weights: per quantized layer its int8 codes (computed afresh from
 // the latent weights, equal to the last fake-quant codes) and scales, plus every float tensor
 // that is not a latent quantized weight.
-SafetensorsContent export_integer_model(Module& model, const std::map<std::string, std::string>& metadata);
+SafetensorsContent export_integer_model(Module& model,
+                                        const std::map<std::string, std::string>& metadata);
 
 }  // namespace tranq::app

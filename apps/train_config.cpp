@@ -22,6 +22,44 @@ std::string base_optimizer(const std::string& name) {
   return is_trs_optimizer(name) ? name.substr(0, name.size() - 1) : name;
 }
 
+void validate(const TrainConfig& c) {
+  TRANQ_CHECK(c.epochs >= 1, "--epochs must be at least 1, got {}", c.epochs);
+  TRANQ_CHECK(c.batch_size >= 1, "--batch-size must be at least 1, got {}", c.batch_size);
+  TRANQ_CHECK(c.lr > 0, "--lr must be positive, got {}", c.lr);
+  TRANQ_CHECK(c.warmup_steps >= 0, "--warmup-steps must be >= 0, got {}", c.warmup_steps);
+  TRANQ_CHECK(c.weight_decay >= 0, "--weight-decay must be >= 0, got {}", c.weight_decay);
+  TRANQ_CHECK(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1), got {}",
+              c.momentum);
+  TRANQ_CHECK(c.label_smoothing >= 0 && c.label_smoothing <= 1,
+              "--label-smoothing must be in [0, 1], got {}", c.label_smoothing);
+  TRANQ_CHECK(c.image_size >= 0 && c.image_size <= 8192,
+              "--image-size must be in 1..8192 (0: the default 224), got {}", c.image_size);
+  TRANQ_CHECK(c.threads >= 1, "--threads must be at least 1, got {}", c.threads);
+  TRANQ_CHECK(c.workers >= 0, "--workers must be >= 0, got {}", c.workers);
+  TRANQ_CHECK(c.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: at epoch ends), got {}",
+              c.checkpoint_every);
+  TRANQ_CHECK(c.log_every >= 0, "--log-every must be >= 0 (0: no step lines), got {}", c.log_every);
+  TRANQ_CHECK(c.max_steps >= 0, "--max-steps must be >= 0 (0: no limit), got {}", c.max_steps);
+  TRANQ_CHECK(c.weight_bits >= 0 && c.weight_bits <= 8,
+              "--wbits must be in 1..8 (0: full precision), got {}", c.weight_bits);
+  TRANQ_CHECK(c.act_bits >= 0 && c.act_bits <= 8,
+              "--abits must be in 1..8 (0: same as --wbits), got {}", c.act_bits);
+  TRANQ_CHECK(c.first_last_bits >= 0 && c.first_last_bits <= 8,
+              "--first-last-bits must be in 1..8 (0: full precision), got {}", c.first_last_bits);
+  if (c.weight_bits == 0) {
+    TRANQ_CHECK(c.act_bits == 0 && c.first_last_bits == 0,
+                "--abits and --first-last-bits quantize a QAT run: give --wbits too");
+  }
+  TRANQ_CHECK(c.scale_lr >= 0, "--scale-lr must be >= 0, got {}", c.scale_lr);
+  TRANQ_CHECK(c.target_tr >= 0 && c.target_tr < 1,
+              "--target-tr must be in [0, 1) (0: --tr-factor * sqrt(wbits)), got {}", c.target_tr);
+  TRANQ_CHECK(c.tr_factor > 0, "--tr-factor must be positive, got {}", c.tr_factor);
+  TRANQ_CHECK(c.talr_init >= 0, "--talr-init must be >= 0 (0: --lr), got {}", c.talr_init);
+  TRANQ_CHECK(c.talr_gain >= 0, "--talr-gain must be >= 0 (0: the default), got {}", c.talr_gain);
+  TRANQ_CHECK(c.tr_momentum < 1, "--tr-momentum must be below 1 (< 0: from the run length), got {}",
+              c.tr_momentum);
+}
+
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j;
 #define X(f) j[#f] = c.f;

@@ -53,14 +53,18 @@ struct TrainConfig {
   double tr_factor = 5e-3;
   std::string target_tr_schedule = "cosine";
   std::string talr_rule = "multiplicative";
-  double talr_init = 0;  // 0: --lr (the TALR starts where the plain optimizer's LR does)
-  double talr_gain = 0;  // additive rule's eta; 0: the controller's default
+  double talr_init = 0;     // 0: --lr (the TALR starts where the plain optimizer's LR does)
+  double talr_gain = 0;     // additive rule's eta; 0: the controller's default
   double tr_momentum = -1;  // < 0: optim::auto_momentum of the run's steps
 };
 
 // "sgdt" -> "sgd" etc.; the name itself for plain optimizers.
 std::string base_optimizer(const std::string& name);
 bool is_trs_optimizer(const std::string& name);
+
+// ValueError naming the flag when a setting is out of its range, so that a run fails before
+// it writes anything (a value the range allows may still be refused later, by name).
+void validate(const TrainConfig& c);
 
 nlohmann::json to_json(const TrainConfig& c);
 TrainConfig config_from_json(const nlohmann::json& j);  // FormatError on missing/mistyped keys

@@ -73,13 +73,20 @@ double run_train(TrainConfig cfg, bool resume) {
     cfg.threads = given.threads;
     cfg.device = given.device;
     cfg.max_steps = given.max_steps;
+    cfg.out = given.out;  // the run directory may have moved since it was made
     if (!given.data_dir.empty()) cfg.data_dir = given.data_dir;  // the data may have moved
   }
   TRANQ_CHECK(!cfg.data_dir.empty(),
               "--data DIR is required (the directory of the data set's files)");
-  TRANQ_CHECK(cfg.epochs >= 1, "--epochs must be at least 1, got {}", cfg.epochs);
-  TRANQ_CHECK(cfg.batch_size >= 1, "--batch-size must be at least 1, got {}", cfg.batch_size);
-  TRANQ_CHECK(cfg.lr > 0, "--lr must be positive, got {}", cfg.lr);
+  validate(cfg);
+  const bool resuming = resume && fs::exists(checkpoint_path(cfg.out));
+  // A fresh run must not leave another run's checkpoint where a later --resume would load it
+  // under the new settings, nor overwrite that run's weights.
+  TRANQ_CHECK(
+      resuming || (!fs::exists(checkpoint_path(cfg.out)) && !fs::exists(model_path(cfg.out))),
+      "{} already holds a run's checkpoint or weights: continue it with --resume, or "
+      "choose another --out",
+      cfg.out);
   set_num_threads(cfg.threads);
   // Everything that can fail on bad input happens before the run directory is touched.
   const Device device = select_device(cfg.device);
@@ -102,14 +109,12 @@ double run_train(TrainConfig cfg, bool resume) {
   const int64_t batches = loader.batches_per_epoch();
   const int64_t total_steps = cfg.epochs * batches;
 
-  optim::LrScheduleOptions so;
-  so.name = cfg.lr_schedule;
-  so.total_steps = total_steps;
+  optim::LrScheduleOptions so = optim::run_schedule_options(cfg.lr_schedule, total_steps);
   so.warmup_steps = cfg.warmup_steps;
-  so.step_size = std::max<int64_t>(1, total_steps / 3);
-  so.milestones = {total_steps / 2, total_steps * 3 / 4};
   auto schedule = optim::make_lr_schedule(so);
-  RunSetup run = build_run(cfg, in_channels, train_set->num_classes(), total_steps);
+  // A resumed run's weights come from its checkpoint: --init-from is not read again.
+  RunSetup run = build_run(cfg, in_channels, train_set->num_classes(), total_steps,
+                           /*load_init_weights=*/!resuming);
   Module* model = run.model.get();
   model->to(device);  // before any optimizer state exists, so that it is made on the device
   optim::Optimizer* opt = run.opt.get();
@@ -118,12 +123,14 @@ double run_train(TrainConfig cfg, bool resume) {
 
   fs::create_directories(cfg.out);
   RunPosition pos;
-  if (resume && fs::exists(checkpoint_path(cfg.out))) {
+  nlohmann::json resumed_window;  // the log window the checkpoint was taken in
+  if (resuming) {
     nlohmann::json extra;
     NamedTensors extra_tensors;
     pos = load_checkpoint(cfg.out, *model, *opt, extra, extra_tensors);
     restore_dropout_states(*model, extra.value("dropout", nlohmann::json::object()));
     if (run.qat) run.qat->load_state(extra_tensors);
+    resumed_window = extra.value("log_window", nlohmann::json());
     truncate_metrics(cfg.out, pos.step);
     fmt::print(stderr, "resuming {} at epoch {} batch {} (step {})\n", cfg.out, pos.epoch + 1,
                pos.batch, pos.step);
@@ -158,18 +165,38 @@ double run_train(TrainConfig cfg, bool resume) {
     if (run.qat)
       run.qat->sync_for_logging([&](const quant::QatController& q) { transitions.add(q); });
   };
-  auto checkpoint = [&] {
-    sync_qat();
-    save_checkpoint(cfg.out, *model, *opt, pos, {{"dropout", dropout_states(*model)}},
-                    run.qat ? run.qat->state_tensors() : NamedTensors{});
-  };
-  double test_acc = -1;
   using clock = std::chrono::steady_clock;
   // The current epoch's log window and image counts (reset at each epoch's start).
   clock::time_point window_start;
-  int64_t window_images = 0, epoch_images = 0;
+  int64_t window_images = 0, epoch_images = 0, epoch_skipped = 0;
   double window_loss = 0, window_ips = 0;
   int64_t window_correct = 0, window_batches = 0;
+  // What a checkpoint inside a log window keeps of it, so that a resumed run writes the same
+  // step lines as an uninterrupted one (all but the timings).
+  auto window_state = [&] {
+    return nlohmann::json{{"loss", window_loss},      {"correct", window_correct},
+                          {"images", window_images},  {"batches", window_batches},
+                          {"skipped", epoch_skipped}, {"transitions", transitions.state()}};
+  };
+  auto restore_window = [&](const nlohmann::json& j) {
+    try {
+      window_loss = j.at("loss").get<double>();
+      window_correct = j.at("correct").get<int64_t>();
+      window_images = j.at("images").get<int64_t>();
+      window_batches = j.at("batches").get<int64_t>();
+      epoch_skipped = j.at("skipped").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      TRANQ_THROW(FormatError, "checkpoint: bad log window: {}", e.what());
+    }
+    transitions.load_state(j.at("transitions"));
+  };
+  auto checkpoint = [&] {
+    sync_qat();
+    save_checkpoint(cfg.out, *model, *opt, pos,
+                    {{"dropout", dropout_states(*model)}, {"log_window", window_state()}},
+                    run.qat ? run.qat->state_tensors() : NamedTensors{});
+  };
+  double test_acc = -1;
   int64_t last_batch_index = 0;  // of the latest step, for the progress bar
   // The steps' losses and correct counts stay on the training device until flushed: on the CPU
   // after every step, on CUDA on log steps, every kProgressEvery steps, before every checkpoint
@@ -210,14 +237,17 @@ double run_train(TrainConfig cfg, bool resume) {
     if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
     loader.start_epoch(pos.epoch, pos.batch);
     auto epoch_start = clock::now();
-    int64_t epoch_skipped = 0;
     window_start = epoch_start;
-    window_images = epoch_images = 0;
+    window_images = epoch_images = epoch_skipped = 0;
     window_loss = 0;
     window_correct = window_batches = 0;
     data::Batch batch;
     sync_qat();  // normally nothing pending: the last epoch ended with a checkpoint
     transitions = TransitionWindow();  // a window does not span epochs (the host path's too)
+    if (!resumed_window.is_null()) {   // resumed inside this epoch: continue its log window
+      restore_window(resumed_window);
+      resumed_window = nullptr;
+    }
     while (loader.next(batch)) {
       if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
       report_skipped(batch.skipped, epoch_skipped);
@@ -300,6 +330,10 @@ double run_train(TrainConfig cfg, bool resume) {
                                       pos.epoch + 1, cfg.epochs, train_loss, 100 * train_acc,
                                       100 * test_acc));
     save_safetensors(model_path(cfg.out), model->state_dict(), model_meta);
+    // The next epoch starts a fresh log window: the checkpoint keeps an empty one.
+    window_loss = 0;
+    window_correct = window_images = window_batches = epoch_skipped = 0;
+    transitions = TransitionWindow();
     pos.batch = 0;
     pos.epoch_loss_sum = 0;
     pos.epoch_correct = pos.epoch_seen = 0;

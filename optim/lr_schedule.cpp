@@ -164,4 +164,13 @@ std::unique_ptr<LrSchedule> make_lr_schedule(const LrScheduleOptions& o) {
   return std::make_unique<Schedule>(kind, o);
 }
 
+LrScheduleOptions run_schedule_options(const std::string& name, int64_t total_steps) {
+  LrScheduleOptions o;
+  o.name = name;
+  o.total_steps = total_steps;
+  o.step_size = std::max<int64_t>(1, (total_steps + 2) / 3);
+  o.milestones = {total_steps / 2, total_steps * 3 / 4};
+  return o;
+}
+
 }  // namespace tranq::optim

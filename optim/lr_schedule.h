@@ -42,6 +42,10 @@ struct LrScheduleOptions {
          onecycle_final_div_factor = 1e4;  // torch OneCycleLR (cos anneal)
 };
 
+// `name` over a run of total_steps as the CLI applies it: step decays by gamma after each
+// third of the run (step_size = ceil(total/3): two decays at most), multistep at 50% and 75%.
+LrScheduleOptions run_schedule_options(const std::string& name, int64_t total_steps);
+
 // ValueError for an unknown name (listing the valid ones) or out-of-range values; only the
 // options the named schedule uses are checked.
 std::unique_ptr<LrSchedule> make_lr_schedule(const LrScheduleOptions& opt);

@@ -36,6 +36,18 @@ double parse_acc(const std::string& out) {
   return std::stod(out.substr(p + 9));
 }
 
+// metrics.jsonl without its timings, which differ between any two runs.
+std::vector<nlohmann::json> metrics_without_timings(const fs::path& run) {
+  std::istringstream lines(read_bytes(run / "metrics.jsonl"));
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("images_per_s");
+    out.push_back(j);
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_F(Cli, HelpDocumentsEveryTrainFlag) {
@@ -83,7 +95,8 @@ TEST_F(Cli, TrainWritesRunFilesAndEvalAgrees) {
 TEST_F(Cli, ResumeAfterStopReproducesTheUninterruptedRunBitForBit) {
   fs::path full = root_ / "full", split = root_ / "split";
   ASSERT_EQ(run_cli(train_args(full)).code, 0);
-  auto first = run_cli(train_args(split, "--checkpoint-every 4 --max-steps 4"));
+  // Stopped at step 3, inside the log window of steps 3-4.
+  auto first = run_cli(train_args(split, "--checkpoint-every 4 --max-steps 3"));
   ASSERT_EQ(first.code, 0) << first.out;
   auto second = run_cli("train --data " + data_.string() + " --out " + split.string() +
                         " --threads 1 --resume");
@@ -92,6 +105,64 @@ TEST_F(Cli, ResumeAfterStopReproducesTheUninterruptedRunBitForBit) {
   EXPECT_EQ(read_bytes(full / "model.safetensors"), read_bytes(split / "model.safetensors"));
   EXPECT_EQ(read_bytes(full / "checkpoint.safetensors"),
             read_bytes(split / "checkpoint.safetensors"));
+  // The step-4 line averages steps 3 and 4 in both runs.
+  const auto full_lines = metrics_without_timings(full);
+  EXPECT_EQ(metrics_without_timings(split), full_lines);
+  EXPECT_EQ(full_lines.size(), 8u) << "6 step lines and 2 epoch lines";
+}
+
+TEST_F(Cli, MovedRunResumesWhereItIsNow) {
+  fs::path full = root_ / "full", made = root_ / "made", moved = root_ / "moved";
+  ASSERT_EQ(run_cli(train_args(full)).code, 0);
+  ASSERT_EQ(run_cli(train_args(made, "--max-steps 3")).code, 0);
+  fs::rename(made, moved);
+  auto r = run_cli("train --data " + data_.string() + " --out " + moved.string() +
+                   " --threads 1 --resume");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("resuming " + moved.string()), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(made)) << "the resumed run went back to where it was made";
+  EXPECT_EQ(read_bytes(full / "model.safetensors"), read_bytes(moved / "model.safetensors"));
+}
+
+TEST_F(Cli, FreshRunRefusesADirectoryThatHoldsARun) {
+  fs::path run = root_ / "run";
+  ASSERT_EQ(run_cli(train_args(run, "--max-steps 3")).code, 0);
+  const std::string checkpoint = read_bytes(run / "checkpoint.safetensors");
+  const std::string config = read_bytes(run / "config.json");
+  auto r = run_cli(train_args(run, "--seed 7"));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--resume"), std::string::npos) << r.out;
+  EXPECT_EQ(read_bytes(run / "checkpoint.safetensors"), checkpoint);
+  EXPECT_EQ(read_bytes(run / "config.json"), config);
+}
+
+TEST_F(Cli, OutOfRangeFlagsAreRefusedBeforeAnythingIsWritten) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--wbits -1", "--wbits"},
+      {"--wbits 9", "--wbits"},
+      {"--abits 4", "--wbits"},
+      {"--momentum 1.5", "--momentum"},
+      {"--log-every -1", "--log-every"},
+      {"--max-steps -2", "--max-steps"},
+      {"--label-smoothing 2", "--label-smoothing"},
+      {"--checkpoint-every -1", "--checkpoint-every"},
+      {"--weight-decay -0.1", "--weight-decay"},
+      {"--wbits 2 --optimizer sgdt --target-tr -1", "--target-tr"},
+      {"--workers -1", "--workers"}};
+  int i = 0;
+  for (const auto& [flags, name] : cases) {
+    const fs::path out = root_ / ("bad" + std::to_string(i++));
+    auto r = run_cli(train_args(out, flags));
+    EXPECT_EQ(r.code, 2) << flags << ": " << r.out;
+    EXPECT_NE(r.out.find(name), std::string::npos) << flags << ": " << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+    EXPECT_FALSE(fs::exists(out)) << flags;
+  }
+  auto b = run_cli(
+      "bench --model resnet20 --input 3x8x8 --batch-size 2 --iters 1 --threads 1 "
+      "--warmup -1");
+  EXPECT_EQ(b.code, 2) << b.out;
+  EXPECT_NE(b.out.find("--warmup"), std::string::npos) << b.out;
 }
 
 TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
@@ -132,6 +203,11 @@ TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
 TEST_F(Cli, BadInputGivesOneLineErrorAndExitCode2) {
   auto r = run_cli("train --bogus-flag 1");
   EXPECT_EQ(r.code, 2) << r.out;
+  r = run_cli(train_args(root_ / "r0", "--bogus-flag 1"));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_EQ(r.out.rfind("tranq: error: ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("--bogus-flag"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   r = run_cli(train_args(root_ / "r1", "--model resnet999"));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("resnet999"), std::string::npos) << r.out;

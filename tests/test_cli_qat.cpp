@@ -67,13 +67,31 @@ TEST_F(CliQat, MetricsCarryPerLayerTransitionStatistics) {
 }
 
 TEST_F(CliQat, ResumeWithTrsStateReproducesTheUninterruptedRun) {
-  ASSERT_EQ(run_cli(qat(root_ / "full")).code, 0);
-  auto first = run_cli(qat(root_ / "split", "--max-steps 3 --checkpoint-every 3"));
+  // Log lines every 2 steps, stopped at step 3: the transition window of steps 3-4 is split.
+  ASSERT_EQ(run_cli(qat(root_ / "full", "--log-every 2")).code, 0);
+  auto first = run_cli(qat(root_ / "split", "--log-every 2 --max-steps 3 --checkpoint-every 3"));
   ASSERT_EQ(first.code, 0) << first.out;
+  // The checkpoint holds the weights: --init-from is not read again.
+  const fs::path init = root_ / "fp" / "model.safetensors", away = root_ / "fp.away";
+  fs::rename(init, away);
   auto second = run_cli("train --out " + (root_ / "split").string() + " --threads 1 --resume");
+  fs::rename(away, init);
   ASSERT_EQ(second.code, 0) << second.out;
   EXPECT_EQ(read_bytes(root_ / "full" / "checkpoint.safetensors"),
             read_bytes(root_ / "split" / "checkpoint.safetensors"));
+  auto step_lines = [](const fs::path& run) {
+    std::istringstream lines(read_bytes(run / "metrics.jsonl"));
+    std::vector<nlohmann::json> out;
+    for (std::string line; std::getline(lines, line);) {
+      auto j = nlohmann::json::parse(line);
+      j.erase("images_per_s");
+      if (j["kind"] == "step") out.push_back(j);
+    }
+    return out;
+  };
+  const auto full_lines = step_lines(root_ / "full");
+  ASSERT_EQ(full_lines.size(), 4u) << "steps 2, 4, 6, 8";
+  EXPECT_EQ(step_lines(root_ / "split"), full_lines);
   auto ck = tranq::load_safetensors((root_ / "full" / "checkpoint.safetensors").string());
   bool has_trs = false, has_codes = false;
   for (auto& [n, t] : ck.tensors) {
@@ -90,7 +108,8 @@ TEST_F(CliQat, ExportedIntegerModelPredictsLikeTheFakeQuantModel) {
   ASSERT_EQ(r.code, 0) << r.out;
   const std::string weights = (run / "model.safetensors").string();
   const std::string codes = (root_ / "codes.safetensors").string();
-  auto ex = run_cli("export --model resnet20 --dataset fashion-mnist --weights " + weights + " --out " + codes);
+  auto ex = run_cli("export --model resnet20 --dataset fashion-mnist --weights " + weights +
+                    " --out " + codes);
   ASSERT_EQ(ex.code, 0) << ex.out;
   auto exported = tranq::load_safetensors(codes);
   auto trained = tranq::load_safetensors(weights);
@@ -107,7 +126,8 @@ TEST_F(CliQat, ExportedIntegerModelPredictsLikeTheFakeQuantModel) {
     }
   }
   EXPECT_EQ(layers, 20) << "resnet20: 18 block convs and 2 projection convs are quantized";
-  const std::string eval = "eval --model resnet20 --dataset fashion-mnist --threads 1 --data " + data_.string();
+  const std::string eval =
+      "eval --model resnet20 --dataset fashion-mnist --threads 1 --data " + data_.string();
   auto a = run_cli(eval + " --weights " + weights);
   auto b = run_cli(eval + " --weights " + codes);
   ASSERT_EQ(a.code, 0) << a.out;
@@ -116,8 +136,15 @@ TEST_F(CliQat, ExportedIntegerModelPredictsLikeTheFakeQuantModel) {
   EXPECT_EQ(acc_of(b.out), acc_of(a.out));
   // Export of full-precision weights is refused with a clear message.
   auto bad = run_cli("export --model resnet20 --dataset fashion-mnist --weights " +
-                     (root_ / "fp" / "model.safetensors").string() + " --out " + (root_ / "x.safetensors").string());
+                     (root_ / "fp" / "model.safetensors").string() + " --out " +
+                     (root_ / "x.safetensors").string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.out.find("QAT"), std::string::npos) << bad.out;
   EXPECT_FALSE(fs::exists(root_ / "x.safetensors"));
+  // So is an exported model: its latent weights are gone.
+  auto again = run_cli("export --model resnet20 --dataset fashion-mnist --weights " + codes +
+                       " --out " + (root_ / "y.safetensors").string());
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.out.find("already an exported integer model"), std::string::npos) << again.out;
+  EXPECT_FALSE(fs::exists(root_ / "y.safetensors"));
 }

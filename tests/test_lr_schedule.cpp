@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -76,6 +77,29 @@ TEST(LrSchedule, MultiStep) {
   const std::vector<double> torch = {1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.125, 0.125, 0.125, 0.125};
   for (size_t k = 0; k < torch.size(); ++k) EXPECT_DOUBLE_EQ(s->factor(k), torch[k]) << k;
   EXPECT_EQ(s->describe(), "multistep(milestones=[3, 6, 6], gamma=0.5)");
+}
+
+// The CLI's step schedule decays after each third of the run: exactly twice, whatever the
+// run length, the last decay no later than the last step.
+TEST(LrSchedule, RunScheduleStepDecaysTwiceOverTheRun) {
+  for (int64_t total : {1, 2, 3, 5, 10, 11, 12, 100, 469}) {
+    auto s = make_lr_schedule(run_schedule_options("step", total));
+    EXPECT_DOUBLE_EQ(s->factor(0), 1.0) << total;
+    int decays = 0;
+    for (int64_t t = 1; t < total; ++t) decays += s->factor(t) < s->factor(t - 1) ? 1 : 0;
+    EXPECT_EQ(decays, std::min<int64_t>(2, total - 1)) << total;
+    if (total >= 3) EXPECT_NEAR(s->factor(total - 1), 0.01, 1e-15) << total;
+  }
+  // 10 steps: step_size 4, decays at steps 4 and 8 (not a third one at step 9).
+  auto s = make_lr_schedule(run_schedule_options("step", 10));
+  EXPECT_DOUBLE_EQ(s->factor(3), 1.0);
+  EXPECT_NEAR(s->factor(4), 0.1, 1e-15);
+  EXPECT_NEAR(s->factor(9), 0.01, 1e-15);
+  // multistep at 50% and 75%.
+  auto m = make_lr_schedule(run_schedule_options("multistep", 100));
+  EXPECT_NEAR(m->factor(49), 1.0, 1e-15);
+  EXPECT_NEAR(m->factor(50), 0.1, 1e-15);
+  EXPECT_NEAR(m->factor(75), 0.01, 1e-15);
 }
 
 TEST(LrSchedule, WarmupComposesMultiplicatively) {
