@@ -19,7 +19,13 @@ ImageSet read_cifar_files(const std::vector<std::string>& paths, CifarKind kind)
   for (const std::string& path : paths) {
     contents.push_back(read_file_bytes(path));
     const int64_t size = static_cast<int64_t>(contents.back().size());
-    if (size == 0 || size % record != 0) {
+    if (size == 0) {
+      TRANQ_THROW(FormatError,
+                  "'{}' holds no samples: 0 bytes, expected a positive multiple of the {}-byte "
+                  "{} record",
+                  path, record, format);
+    }
+    if (size % record != 0) {
       TRANQ_THROW(FormatError,
                   "'{}' is not a {} binary batch: {} bytes, expected a positive multiple of the "
                   "{}-byte record ({} label byte(s) + 3072 pixels); is the file truncated?",

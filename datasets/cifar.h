@@ -19,8 +19,8 @@ inline int64_t cifar_record_bytes(CifarKind kind) {
 }
 
 // Concatenates the records of the files in the given order. Throws IoError when a file cannot
-// be read, FormatError when its size is not a positive multiple of the record size or a label
-// is out of range (naming the file and the record).
+// be read, FormatError when a file is empty ("... holds no samples"), when its size is not a
+// multiple of the record size or a label is out of range (naming the file and the record).
 ImageSet read_cifar_files(const std::vector<std::string>& paths, CifarKind kind);
 
 }  // namespace tranq::data

@@ -84,9 +84,20 @@ Tensor read_idx_labels(const std::string& path) {
 }
 
 ImageSet load_idx_pair(const std::string& images_path, const std::string& labels_path,
-                       int64_t num_classes) {
+                       int64_t num_classes, int64_t rows, int64_t cols) {
   ImageSet set;
   set.images = read_idx_images(images_path);
+  if (set.images.size(0) == 0) {
+    TRANQ_THROW(FormatError,
+                "'{}' holds no samples: its IDX header gives 0 images; expected at least one",
+                images_path);
+  }
+  if (rows > 0 && cols > 0 && (set.images.size(2) != rows || set.images.size(3) != cols)) {
+    TRANQ_THROW(FormatError,
+                "'{}' holds images of {}x{} (rows x cols), expected {}x{}; is it a file of "
+                "another data set?",
+                images_path, set.images.size(2), set.images.size(3), rows, cols);
+  }
   set.labels = read_idx_labels(labels_path);
   set.num_classes = num_classes;
   if (set.images.size(0) != set.labels.size(0)) {

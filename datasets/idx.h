@@ -18,9 +18,11 @@ constexpr uint32_t kIdxLabelsMagic = 0x00000801;
 Tensor read_idx_images(const std::string& path);
 // i32 [N]. Throws like read_idx_images.
 Tensor read_idx_labels(const std::string& path);
-// Both files of a split; checks that the counts agree and every label is < num_classes.
+// Both files of a split. FormatError naming the file when the image file holds no image ("...
+// holds no samples"), when rows x cols differ from the expected size (when rows and cols are
+// given: > 0), when the counts disagree, or when a label is >= num_classes.
 ImageSet load_idx_pair(const std::string& images_path, const std::string& labels_path,
-                       int64_t num_classes);
+                       int64_t num_classes, int64_t rows = 0, int64_t cols = 0);
 
 // Writes a single-channel set (u8 [N, 1, rows, cols], labels < 256) as an IDX pair, gzipped
 // when gzip is true: for tests and for exporting small synthetic sets in the MNIST layout.

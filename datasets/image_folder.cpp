@@ -85,7 +85,11 @@ void check_transform(const FolderTransform& t) {
 
 }  // namespace
 
-ImageFolder scan_image_folder(const std::string& dir) {
+namespace {
+
+// dir's subdirectories (the class directories), sorted; *top_files counts the plain files
+// directly in dir.
+std::vector<std::string> read_class_dirs(const std::string& dir, int64_t* top_files) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
   if (!fs::exists(st)) {
@@ -94,53 +98,109 @@ ImageFolder scan_image_folder(const std::string& dir) {
   if (!fs::is_directory(st)) {
     TRANQ_THROW(IoError, "image folder '{}' is not a directory; {}", dir, kLayout);
   }
-  ImageFolder f;
-  f.root = dir;
+  std::vector<std::string> names;
   try {
     for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
       if (e.is_directory()) {
-        f.classes.push_back(e.path().filename().string());
+        names.push_back(e.path().filename().string());
       } else if (e.is_regular_file()) {
-        ++f.ignored_files;
-      }
-    }
-    if (f.classes.empty()) {
-      TRANQ_THROW(IoError, "image folder '{}' has no class directories; {}", dir, kLayout);
-    }
-    // std::string compares as unsigned bytes: Python's order on the UTF-8 names.
-    std::sort(f.classes.begin(), f.classes.end());
-    for (size_t label = 0; label < f.classes.size(); ++label) {
-      // torchvision walks each class with os.walk, sorted by directory, then file name.
-      std::vector<std::pair<std::string, std::string>> files;
-      const fs::path class_dir = fs::path(dir) / f.classes[label];
-      for (fs::recursive_directory_iterator
-               it(class_dir, fs::directory_options::follow_directory_symlink),
-           end;
-           it != end; ++it) {
-        if (!it->is_regular_file()) continue;
-        std::string name = it->path().filename().string();
-        if (is_jpeg_name(name)) {
-          files.emplace_back(it->path().parent_path().string(), std::move(name));
-        } else {
-          ++f.ignored_files;
-        }
-      }
-      std::sort(files.begin(), files.end());
-      for (auto& [parent, name] : files) {
-        FolderSample s;
-        s.path = (fs::path(parent) / name).string();
-        s.label = static_cast<int32_t>(label);
-        f.samples.push_back(std::move(s));
+        ++*top_files;
       }
     }
   } catch (const fs::filesystem_error& e) {
     TRANQ_THROW(IoError, "cannot read image folder '{}': {}", dir, e.what());
   }
+  if (names.empty()) {
+    TRANQ_THROW(IoError, "image folder '{}' has no class directories; {}", dir, kLayout);
+  }
+  // std::string compares as unsigned bytes: Python's order on the UTF-8 names.
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Appends the JPEG files under class_dir, in torchvision's order, as samples of `label`; every
+// other file is counted in f->ignored_files.
+void add_class_samples(const fs::path& class_dir, int32_t label, ImageFolder* f) {
+  // torchvision walks each class with os.walk, sorted by directory, then file name.
+  std::vector<std::pair<std::string, std::string>> files;
+  for (fs::recursive_directory_iterator
+           it(class_dir, fs::directory_options::follow_directory_symlink),
+       end;
+       it != end; ++it) {
+    if (!it->is_regular_file()) continue;
+    std::string name = it->path().filename().string();
+    if (is_jpeg_name(name)) {
+      files.emplace_back(it->path().parent_path().string(), std::move(name));
+    } else {
+      ++f->ignored_files;
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (auto& [parent, name] : files) {
+    FolderSample s;
+    s.path = (fs::path(parent) / name).string();
+    s.label = label;
+    f->samples.push_back(std::move(s));
+  }
+}
+
+// Samples of the class directories `dirs` of dir, labelled by their index in `classes` (every
+// name of dirs is in classes), class by class in label order.
+ImageFolder scan_labelled(const std::string& dir, const std::vector<std::string>& dirs,
+                          int64_t top_files, std::vector<std::string> classes) {
+  ImageFolder f;
+  f.root = dir;
+  f.classes = std::move(classes);
+  f.ignored_files = top_files;
+  try {
+    for (size_t label = 0; label < f.classes.size(); ++label) {
+      if (!std::binary_search(dirs.begin(), dirs.end(), f.classes[label])) continue;
+      add_class_samples(fs::path(dir) / f.classes[label], static_cast<int32_t>(label), &f);
+    }
+  } catch (const fs::filesystem_error& e) {
+    TRANQ_THROW(IoError, "cannot read image folder '{}': {}", dir, e.what());
+  }
   if (f.samples.empty()) {
-    TRANQ_THROW(IoError, "image folder '{}' has {} class directories but no .jpg/.jpeg files; {}",
-                dir, f.classes.size(), kLayout);
+    TRANQ_THROW(IoError,
+                "image folder '{}' holds no samples: {} class directories but no .jpg/.jpeg "
+                "files; {}",
+                dir, dirs.size(), kLayout);
   }
   return f;
+}
+
+}  // namespace
+
+std::vector<std::string> list_image_classes(const std::string& dir) {
+  int64_t top_files = 0;
+  return read_class_dirs(dir, &top_files);
+}
+
+ImageFolder scan_image_folder(const std::string& dir) {
+  int64_t top_files = 0;
+  std::vector<std::string> dirs = read_class_dirs(dir, &top_files);
+  return scan_labelled(dir, dirs, top_files, dirs);
+}
+
+ImageFolder scan_image_folder(const std::string& dir, const std::vector<std::string>& classes,
+                              const std::string& classes_from) {
+  int64_t top_files = 0;
+  const std::vector<std::string> dirs = read_class_dirs(dir, &top_files);
+  std::vector<std::string> sorted = classes;
+  std::sort(sorted.begin(), sorted.end());
+  TRANQ_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
+              "scan_image_folder: the class list from '{}' names a class twice", classes_from);
+  for (const std::string& name : dirs) {
+    if (!std::binary_search(sorted.begin(), sorted.end(), name)) {
+      TRANQ_THROW(FormatError,
+                  "class directory '{}' is not a class of '{}': labels follow the training "
+                  "split's class directories, so every class directory of '{}' must also be "
+                  "one of '{}'; remove it, or add '{}' and train again",
+                  (fs::path(dir) / name).string(), classes_from, dir, classes_from,
+                  (fs::path(classes_from) / name).string());
+    }
+  }
+  return scan_labelled(dir, dirs, top_files, classes);
 }
 
 bool load_folder_sample(const std::string& path, const FolderTransform& t, Rng& rng, float* dst,

@@ -36,8 +36,19 @@ struct ImageFolder {
 // name (for a flat class directory: by path). Every other file, inside class directories or
 // directly in dir, is counted in ignored_files. A class directory without images keeps its label.
 // Throws IoError (naming dir and the expected layout DIR/<class>/*.jpg) if dir is missing or
-// unreadable, holds no class directory, or no image at all.
+// unreadable, holds no class directory, or no image at all ("... holds no samples").
 ImageFolder scan_image_folder(const std::string& dir);
+// The same scan, labelled with a given class list instead of dir's own: the evaluation split is
+// labelled with the training split's classes, so that label i means the same class in both even
+// when the evaluation split lacks some class directories (they just have no samples). The
+// result's classes are `classes`. A class directory of dir that is not in `classes` is a
+// FormatError naming the directory and `classes_from` (where the list came from, e.g. the
+// training split's directory). Throws IoError as scan_image_folder(dir) does.
+ImageFolder scan_image_folder(const std::string& dir, const std::vector<std::string>& classes,
+                              const std::string& classes_from);
+// The class names of an image folder, in label order: the subdirectories of dir, sorted
+// bytewise (what scan_image_folder(dir) labels with). Throws IoError like scan_image_folder.
+std::vector<std::string> list_image_classes(const std::string& dir);
 
 struct FolderTransform {
   int64_t size = 224;    // output crop (square)
@@ -58,9 +69,11 @@ struct FolderTransform {
 // its draws), then, when horizontal_flip is set, the flip as rng.bernoulli(0.5). Eval mode draws
 // nothing. A fixed rng state therefore gives bit-identical output.
 // Returns false and sets *error (if error is not null) to "PATH: reason" for a file that cannot
-// be read or is not a complete, decodable JPEG; never throws for file content. Throws ValueError
-// for bad arguments (sizes, scale or ratio ranges, normalisation, null dst). Safe to call from
-// several threads at once (each call owns its decoder and buffers).
+// be read, is not a complete, decodable JPEG, or claims more than kMaxJpegPixels (jpeg.h)
+// pixels (a decompression bomb, refused before any pixel memory is allocated); never throws for
+// file content. Throws ValueError for bad arguments (sizes, scale or ratio ranges,
+// normalisation, null dst). Safe to call from several threads at once (each call owns its
+// decoder and buffers).
 bool load_folder_sample(const std::string& path, const FolderTransform& t, Rng& rng, float* dst,
                         std::string* error);
 

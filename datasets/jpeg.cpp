@@ -17,8 +17,6 @@
 namespace tranq::data {
 namespace {
 
-constexpr int64_t kMaxPixels = int64_t{1} << 28;
-
 // libjpeg keeps a pointer to `pub`; the callbacks cast it back to the whole struct.
 struct ErrorManager {
   jpeg_error_mgr pub;
@@ -116,6 +114,10 @@ DecodeStatus decode_into(Decoder* d, const uint8_t* data, size_t size, int denom
   if (setjmp(d->err.jump)) return DecodeStatus::kLibjpegError;
   start(d, data, size);
   jpeg_decompress_struct* c = &d->cinfo;
+  // The stored size, not the scaled one: a bomb stays a bomb at 1/8 scale.
+  if (static_cast<int64_t>(c->image_width) * c->image_height > kMaxJpegPixels) {
+    return DecodeStatus::kTooLarge;
+  }
   const J_COLOR_SPACE space = c->jpeg_color_space;
   const bool cmyk = space == JCS_CMYK || space == JCS_YCCK;
   if (!cmyk && space != JCS_GRAYSCALE && space != JCS_YCbCr && space != JCS_RGB) {
@@ -126,7 +128,6 @@ DecodeStatus decode_into(Decoder* d, const uint8_t* data, size_t size, int denom
   c->scale_denom = static_cast<unsigned int>(denom);
   jpeg_calc_output_dimensions(c);
   const int64_t w = c->output_width, h = c->output_height;
-  if (w * h > kMaxPixels) return DecodeStatus::kTooLarge;
   out->width = w;
   out->height = h;
   out->pixels.resize(static_cast<size_t>(w * h * 3));
@@ -304,8 +305,10 @@ RgbImage decode_jpeg(const uint8_t* data, size_t size, int scale_denom, const st
                   "grayscale, YCbCr, RGB, CMYK or YCCK",
                   name, color_space_name(d.cinfo.jpeg_color_space), d.cinfo.num_components);
     case DecodeStatus::kTooLarge:
-      TRANQ_THROW(FormatError, "{}: JPEG of {}x{} pixels (at 1/{} scale) exceeds the limit of {}",
-                  name, d.cinfo.output_width, d.cinfo.output_height, scale_denom, kMaxPixels);
+      TRANQ_THROW(FormatError,
+                  "{}: JPEG header claims {}x{} pixels, over the limit of {} pixels (PIL's "
+                  "decompression-bomb limit); refused as a likely decompression bomb",
+                  name, d.cinfo.image_width, d.cinfo.image_height, kMaxJpegPixels);
   }
   TRANQ_THROW(Error, "decode_jpeg: unreachable");
 }

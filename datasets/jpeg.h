@@ -16,6 +16,11 @@
 
 namespace tranq::data {
 
+// decode_jpeg refuses images whose stored width * height exceeds this: PIL's
+// DecompressionBombError threshold (2 * Image.MAX_IMAGE_PIXELS). A 1.5 KB file may claim
+// 65000x65000 pixels, which would cost ~200 MB per decode even at 1/8 scale.
+constexpr int64_t kMaxJpegPixels = 178956970;
+
 // The frame header, as stored in the file (before any scaling or colour conversion).
 struct JpegHeader {
   int64_t width = 0, height = 0;
@@ -44,7 +49,8 @@ struct RgbImage {
 //                        B from s_Y), muldiv255(a, b) = round(a * b / 255); that is
 //                        R ~= s_C * s_K / 255 = (255 - C)(255 - K) / 255 in ink amounts.
 // Throws FormatError naming `name` for corrupt or truncated data, an unsupported colour space or
-// an image over 2^28 pixels; ValueError for a bad scale_denom.
+// a stored size over kMaxJpegPixels (checked on the header, before anything is allocated, and
+// whatever scale_denom is); ValueError for a bad scale_denom.
 RgbImage decode_jpeg(const uint8_t* data, size_t size, int scale_denom, const std::string& name);
 
 // The largest d in {1, 2, 4, 8} with crop_w >= target_w * d and crop_h >= target_h * d, i.e. the

@@ -11,6 +11,9 @@
 namespace tranq::data {
 namespace {
 
+// Every MNIST and Fashion-MNIST image is 28x28: another size means the wrong or a damaged file.
+constexpr int64_t kIdxSide = 28;
+
 bool is_idx_set(const std::string& name) {
   return name == "mnist" || name == "fashion-mnist";
 }
@@ -64,7 +67,8 @@ ImageSet load_idx_dataset(const std::string& name, const std::string& dir,
   const std::string prefix = split == "train" ? "train" : "t10k";
   const std::string images = find_idx_file(name, dir, prefix + "-images-idx3-ubyte");
   const std::string labels = find_idx_file(name, dir, prefix + "-labels-idx1-ubyte");
-  return load_idx_pair(images, labels, 10);
+  // Both splits are checked against the fixed size, so train and test always agree.
+  return load_idx_pair(images, labels, 10, kIdxSide, kIdxSide);
 }
 
 ImageSet load_cifar_dataset(const std::string& name, const std::string& dir,

@@ -13,7 +13,8 @@ namespace tranq::data {
 // split: "train" or "test". Files looked for:
 //   mnist, fashion-mnist: train-images-idx3-ubyte, train-labels-idx1-ubyte,
 //     t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each plain or with ".gz" (plain wins
-//     when both exist). Images u8 [N, 1, 28, 28] (any rows x cols the header gives), 10 classes.
+//     when both exist). Images u8 [N, 1, 28, 28] (any other size in the header is a
+//     FormatError, in either split), 10 classes.
 //   cifar10: data_batch_1.bin .. data_batch_5.bin (train), test_batch.bin (test), in dir or in
 //     dir/cifar-10-batches-bin. Records: 1 label byte + 3072 pixel bytes (CHW, 3x32x32).
 //   cifar100: train.bin, test.bin in dir or dir/cifar-100-binary. Records: coarse label byte,
@@ -21,7 +22,7 @@ namespace tranq::data {
 // Throws ValueError for an unknown name or split, IoError when a file is missing or unreadable
 // (the message names the path and the files expected in dir), FormatError when a file does not
 // hold what its format promises (bad magic, truncated, inconsistent counts, label out of range;
-// the message names the file and what was expected).
+// the message names the file and what was expected), also when a split holds no samples.
 ImageSet load_dataset(const std::string& name, const std::string& dir, const std::string& split);
 
 // The customary per-channel statistics of each training set (on the [0, 1] scale):

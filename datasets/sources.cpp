@@ -21,13 +21,10 @@ void check_known(const std::string& name) {
   TRANQ_THROW(ValueError, "unknown data set '{}'; expected one of: {}", name, known);
 }
 
-int64_t count_class_dirs(const std::string& dir) {
-  int64_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_directory()) ++n;
-  TRANQ_CHECK_AS(IoError, !ec, "cannot list {}: {}", dir, ec.message());
-  return n;
+// The class authority of an image-folder data set (see folder_classes).
+std::string folder_class_dir(const std::string& dir) {
+  const fs::path train = fs::path(dir) / "train";
+  return fs::is_directory(train) ? train.string() : folder_split_dir(dir, "test");
 }
 
 }  // namespace
@@ -82,8 +79,16 @@ std::shared_ptr<SampleSource> open_dataset(const std::string& name, const std::s
   t.resize = (t.size * 256 + 112) / 224;
   t.train = split == "train" && opt.augment;
   t.norm = imagenet_normalization();
-  ImageFolder folder = scan_image_folder(folder_split_dir(dir, split));
+  const std::string split_dir = folder_split_dir(dir, split);
+  const std::string class_dir = folder_class_dir(dir);
+  ImageFolder folder = class_dir == split_dir
+                           ? scan_image_folder(split_dir)
+                           : scan_image_folder(split_dir, list_image_classes(class_dir), class_dir);
   return std::make_shared<FolderSource>(std::move(folder), t);
+}
+
+std::vector<std::string> folder_classes(const std::string& dir) {
+  return list_image_classes(folder_class_dir(dir));
 }
 
 DatasetShape dataset_shape(const std::string& name, const std::string& dir) {
@@ -94,12 +99,7 @@ DatasetShape dataset_shape(const std::string& name, const std::string& dir) {
                 "the class count of a 'folder' data set comes from its directory: pass --data DIR");
     return {3, 1000};
   }
-  const fs::path train = fs::path(dir) / "train";
-  const std::string split_dir =
-      fs::is_directory(train) ? train.string() : folder_split_dir(dir, "test");
-  const int64_t classes = count_class_dirs(split_dir);
-  TRANQ_CHECK_AS(IoError, classes > 0, "{} holds no class directories (expected <class>/*.jpg)",
-                 split_dir);
+  const int64_t classes = static_cast<int64_t>(folder_classes(dir).size());
   return {3, classes};
 }
 

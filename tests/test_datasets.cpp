@@ -49,7 +49,9 @@ void put_be32(Bytes& b, uint32_t v) {
 void write_plain(const std::string& path, const Bytes& b) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr) << path;
-  ASSERT_EQ(std::fwrite(b.data(), 1, b.size(), f), b.size());
+  if (!b.empty()) {  // fwrite's buffer must not be null, even for 0 bytes
+    ASSERT_EQ(std::fwrite(b.data(), 1, b.size(), f), b.size());
+  }
   std::fclose(f);
 }
 
@@ -131,12 +133,16 @@ class Idx : public TempDirTest {};
 
 TEST_F(Idx, PlainRoundTrip) {
   const std::vector<int> train_labels = {3, 0, 9, 1, 7};
-  write_plain(path("train-images-idx3-ubyte"), idx_images(5, 4, 3));
+  write_plain(path("train-images-idx3-ubyte"), idx_images(5, 28, 28));
   write_plain(path("train-labels-idx1-ubyte"), idx_labels(train_labels));
-  write_plain(path("t10k-images-idx3-ubyte"), idx_images(2, 4, 3));
+  write_plain(path("t10k-images-idx3-ubyte"), idx_images(2, 28, 28));
   write_plain(path("t10k-labels-idx1-ubyte"), idx_labels({4, 4}));
-  check_idx_set(load_dataset("mnist", dir(), "train"), 5, 4, 3, train_labels);
-  check_idx_set(load_dataset("fashion-mnist", dir() + "/", "test"), 2, 4, 3, {4, 4});
+  check_idx_set(load_dataset("mnist", dir(), "train"), 5, 28, 28, train_labels);
+  check_idx_set(load_dataset("fashion-mnist", dir() + "/", "test"), 2, 28, 28, {4, 4});
+  // The generic reader takes any size (rows x cols = 4x3 here).
+  write_plain(path("odd-images"), idx_images(2, 4, 3));
+  check_idx_set(load_idx_pair(path("odd-images"), path("t10k-labels-idx1-ubyte"), 10), 2, 4, 3,
+                {4, 4});
 }
 
 TEST_F(Idx, GzippedRoundTrip) {
@@ -196,14 +202,14 @@ TEST_F(Idx, WrongMagicIsFormatError) {
 }
 
 TEST_F(Idx, LabelCountMismatchIsFormatError) {
-  write_plain(path("train-images-idx3-ubyte"), idx_images(3, 2, 2));
+  write_plain(path("train-images-idx3-ubyte"), idx_images(3, 28, 28));
   write_plain(path("train-labels-idx1-ubyte"), idx_labels({1, 2}));
   expect_throw_with<FormatError>([&] { load_dataset("mnist", dir(), "train"); },
                                  {path("train-labels-idx1-ubyte"), "2 labels", "3 images"});
 }
 
 TEST_F(Idx, LabelOutOfRangeIsFormatError) {
-  write_plain(path("train-images-idx3-ubyte"), idx_images(3, 2, 2));
+  write_plain(path("train-images-idx3-ubyte"), idx_images(3, 28, 28));
   write_plain(path("train-labels-idx1-ubyte"), idx_labels({1, 10, 2}));
   expect_throw_with<FormatError>([&] { load_dataset("fashion-mnist", dir(), "train"); },
                                  {path("train-labels-idx1-ubyte"), "label 10", "0..9"});
@@ -216,6 +222,44 @@ TEST_F(Idx, MissingFileIsIoErrorNamingIt) {
   expect_throw_with<IoError>([&] { load_dataset("mnist", dir() + "/nope", "test"); },
                              {"nope/t10k-images-idx3-ubyte", "does not exist"});
   expect_throw_with<IoError>([&] { read_idx_images(path("absent")); }, {path("absent")});
+}
+
+TEST_F(Idx, StandardSetsRequire28x28ImagesInBothSplits) {
+  write_plain(path("train-labels-idx1-ubyte"), idx_labels({1, 2}));
+  write_plain(path("t10k-labels-idx1-ubyte"), idx_labels({1, 2}));
+  // The reviewer's files: a 5x5 and a 1x1 train file, 32x32 test images.
+  for (int side : {5, 1}) {
+    write_plain(path("train-images-idx3-ubyte"), idx_images(2, side, side));
+    const std::string found = std::to_string(side) + "x" + std::to_string(side);
+    for (const char* name : {"mnist", "fashion-mnist"}) {
+      expect_throw_with<FormatError>(
+          [&] { load_dataset(name, dir(), "train"); },
+          {"'" + path("train-images-idx3-ubyte") + "' holds images of " + found, "expected 28x28"});
+    }
+  }
+  write_plain(path("t10k-images-idx3-ubyte"), idx_images(2, 32, 32));
+  expect_throw_with<FormatError>([&] { load_dataset("fashion-mnist", dir(), "test"); },
+                                 {path("t10k-images-idx3-ubyte"), "32x32", "expected 28x28"});
+  // Rows and columns are checked separately.
+  write_plain(path("t10k-images-idx3-ubyte"), idx_images(2, 28, 27));
+  expect_throw_with<FormatError>([&] { load_dataset("mnist", dir(), "test"); },
+                                 {path("t10k-images-idx3-ubyte"), "28x27", "expected 28x28"});
+  write_plain(path("t10k-images-idx3-ubyte"), idx_images(2, 28, 28));
+  EXPECT_EQ(load_dataset("mnist", dir(), "test").size(), 2);
+}
+
+TEST_F(Idx, EmptySplitIsFormatError) {
+  write_plain(path("train-images-idx3-ubyte"), idx_images(0, 28, 28));
+  write_plain(path("train-labels-idx1-ubyte"), idx_labels({}));
+  expect_throw_with<FormatError>([&] { load_dataset("fashion-mnist", dir(), "train"); },
+                                 {"'" + path("train-images-idx3-ubyte") + "' holds no samples"});
+  write_gz(path("t10k-images-idx3-ubyte.gz"), idx_images(0, 28, 28));
+  write_gz(path("t10k-labels-idx1-ubyte.gz"), idx_labels({}));
+  expect_throw_with<FormatError>([&] { load_dataset("mnist", dir(), "test"); },
+                                 {path("t10k-images-idx3-ubyte.gz"), "holds no samples"});
+  expect_throw_with<FormatError>(
+      [&] { load_idx_pair(path("train-images-idx3-ubyte"), path("train-labels-idx1-ubyte"), 10); },
+      {path("train-images-idx3-ubyte"), "holds no samples"});
 }
 
 TEST(Registry, NamesAndValidation) {
@@ -329,6 +373,22 @@ TEST_F(Cifar, Cifar100UsesTheFineLabel) {
                                  {path("test.bin"), "label 100", "0..99"});
   expect_throw_with<IoError>([&] { load_dataset("cifar100", dir() + "/x", "test"); },
                              {"test.bin", "train.bin", "cifar-100-binary"});
+}
+
+TEST_F(Cifar, EmptyFileHoldsNoSamples) {
+  write_plain(path("test_batch.bin"), {});
+  expect_throw_with<FormatError>([&] { load_dataset("cifar10", dir(), "test"); },
+                                 {"'" + path("test_batch.bin") + "' holds no samples", "3073"});
+  // One empty batch among the five training files is named.
+  for (int f = 1; f <= 5; ++f) {
+    write_plain(path("data_batch_" + std::to_string(f) + ".bin"),
+                f == 3 ? Bytes{} : cifar_file({{0, 1}}, false, f));
+  }
+  expect_throw_with<FormatError>([&] { load_dataset("cifar10", dir(), "train"); },
+                                 {path("data_batch_3.bin"), "holds no samples"});
+  write_plain(path("train.bin"), {});
+  expect_throw_with<FormatError>([&] { load_dataset("cifar100", dir(), "train"); },
+                                 {path("train.bin"), "holds no samples", "3074"});
 }
 
 TEST(RealData, FashionMnistIfPresent) {

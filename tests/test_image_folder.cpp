@@ -321,6 +321,66 @@ TEST_F(ImageFolderTest, ScanErrorsNameTheDirectoryAndTheLayout) {
   expect_io_error(path("afile"));
 }
 
+TEST_F(ImageFolderTest, ScanWithTheTrainingClassesKeepsTheirLabels) {
+  const Bytes dummy = {1, 2, 3};
+  for (const char* c : {"a", "b", "c"}) write(std::string("train/") + c + "/x.jpg", dummy);
+  // val lacks class b: its c images must keep label 2 (c), not become 1 (b).
+  write("val/a/1.jpg", dummy);
+  write("val/c/2.jpg", dummy);
+  write("val/c/3.jpg", dummy);
+  write("val/readme.txt", dummy);
+  const std::vector<std::string> classes = list_image_classes(path("train"));
+  ASSERT_EQ(classes, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(list_image_classes(path("val")), (std::vector<std::string>{"a", "c"}));
+  const ImageFolder f = scan_image_folder(path("val"), classes, path("train"));
+  EXPECT_EQ(f.root, path("val"));
+  EXPECT_EQ(f.classes, classes);  // num_classes of the split is the training split's
+  const std::vector<std::pair<std::string, int32_t>> want = {
+      {"val/a/1.jpg", 0}, {"val/c/2.jpg", 2}, {"val/c/3.jpg", 2}};
+  ASSERT_EQ(f.samples.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(f.samples[i].path, path(want[i].first)) << i;
+    EXPECT_EQ(f.samples[i].label, want[i].second) << i;
+  }
+  EXPECT_EQ(f.ignored_files, 1);
+  // Its own scan would label c as 1: the mismatch this overload exists for.
+  EXPECT_EQ(scan_image_folder(path("val")).samples.back().label, 1);
+  // The given list is the label order, whatever its order.
+  const ImageFolder g = scan_image_folder(path("val"), {"c", "a"}, "list");
+  ASSERT_EQ(g.samples.size(), 3u);
+  EXPECT_EQ(g.samples[0].path, path("val/c/2.jpg"));
+  EXPECT_EQ(g.samples[0].label, 0);
+  EXPECT_EQ(g.samples[2].path, path("val/a/1.jpg"));
+  EXPECT_EQ(g.samples[2].label, 1);
+}
+
+TEST_F(ImageFolderTest, ScanWithTheTrainingClassesRefusesAnUnknownClass) {
+  const Bytes dummy = {1, 2, 3};
+  for (const char* c : {"a", "b", "c"}) write(std::string("train/") + c + "/x.jpg", dummy);
+  write("val/a/1.jpg", dummy);
+  fs::create_directories(dir_ / "val/d");  // even without images: it would be a 4th class
+  try {
+    scan_image_folder(path("val"), list_image_classes(path("train")), path("train"));
+    ADD_FAILURE() << "an evaluation class unknown to training was accepted";
+  } catch (const FormatError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'" + path("val/d") + "' is not a class of '" + path("train") + "'"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("add '" + path("train/d") + "'"), std::string::npos) << msg;
+  }
+  // Class directories without any image: IoError saying it holds no samples.
+  fs::remove_all(dir_ / "val");
+  fs::create_directories(dir_ / "val/b");
+  try {
+    scan_image_folder(path("val"), {"a", "b", "c"}, path("train"));
+    ADD_FAILURE() << "an empty split was accepted";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(path("val") + "' holds no samples"), std::string::npos)
+        << e.what();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // load_folder_sample
 
@@ -483,6 +543,31 @@ TEST_F(ImageFolderTest, BadFilesReturnFalseWithThePath) {
       EXPECT_FALSE(load_folder_sample(path(name), t, rng, out.data(), &error)) << name;
       EXPECT_EQ(error.rfind(path(name) + ": ", 0), 0u) << error;  // starts with "PATH: "
     }
+  }
+}
+
+TEST_F(ImageFolderTest, DecompressionBombIsABadFile) {
+  // A valid 16x16 file whose frame header (SOF0, found by walking the markers) claims
+  // 65000x65000: ~200 MB per sample even decoded at 1/8.
+  Bytes file = jpeg_of(photo_rgb(16, 16, 3), 16, 16, 3, 90);
+  size_t i = 2;
+  while (i + 9 < file.size() && file[i] == 0xFF && file[i + 1] != 0xC0)
+    i += 2 + (size_t{file[i + 2]} << 8 | file[i + 3]);
+  ASSERT_TRUE(i + 9 < file.size() && file[i + 1] == 0xC0);
+  file[i + 5] = file[i + 7] = 65000 >> 8;
+  file[i + 6] = file[i + 8] = 65000 & 0xFF;
+  write("bomb.jpg", file);
+  FolderTransform t;
+  t.size = 32;
+  std::vector<float> out(3 * 32 * 32);
+  for (bool train : {true, false}) {
+    t.train = train;
+    t.resize = 36;
+    Rng rng(0);
+    std::string error;
+    EXPECT_FALSE(load_folder_sample(path("bomb.jpg"), t, rng, out.data(), &error));
+    EXPECT_EQ(error.rfind(path("bomb.jpg") + ": ", 0), 0u) << error;
+    EXPECT_NE(error.find("decompression bomb"), std::string::npos) << error;
   }
 }
 

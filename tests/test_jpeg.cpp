@@ -304,6 +304,67 @@ TEST(Jpeg, BadArgumentsAreValueErrors) {
   EXPECT_THROW(encode_jpeg(rgb.data(), 0, 8, 3, 90), ValueError);
 }
 
+namespace {
+
+// A small valid JPEG whose baseline frame header (SOF0) is rewritten to claim width x height:
+// the header reads fine, the scan data is that of a 16x16 image. Walks the markers, so that
+// an FF C0 pair inside a table cannot be mistaken for the frame header.
+Bytes jpeg_claiming(int64_t width, int64_t height) {
+  const Bytes rgb = gradient_rgb(16, 16);
+  Bytes file = encode_jpeg(rgb.data(), 16, 16, 3, 90);
+  size_t i = 2;  // after SOI
+  while (i + 9 < file.size() && file[i] == 0xFF && file[i + 1] != 0xC0) {
+    i += 2 + (size_t{file[i + 2]} << 8 | file[i + 3]);
+  }
+  EXPECT_TRUE(i + 9 < file.size() && file[i] == 0xFF && file[i + 1] == 0xC0) << "no SOF0";
+  if (i + 9 >= file.size()) return file;
+  // FFC0, length (2), precision (1), height (2), width (2)
+  file[i + 5] = static_cast<uint8_t>(height >> 8);
+  file[i + 6] = static_cast<uint8_t>(height);
+  file[i + 7] = static_cast<uint8_t>(width >> 8);
+  file[i + 8] = static_cast<uint8_t>(width);
+  return file;
+}
+
+std::string decode_error(const Bytes& file, int denom, const std::string& name) {
+  try {
+    decode_jpeg(file.data(), file.size(), denom, name);
+  } catch (const FormatError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "decoded without error at 1/" << denom;
+  return "";
+}
+
+}  // namespace
+
+TEST(Jpeg, DecompressionBombsAreRefusedBeforeAllocating) {
+  EXPECT_EQ(kMaxJpegPixels, 178956970);  // PIL's DecompressionBombError threshold
+  const std::string name = "/data/train/n01/bomb.jpg";
+  // The reviewer's case: ~1.5 KB claiming 65000x65000 (~200 MB even at 1/8 scale).
+  const Bytes bomb = jpeg_claiming(65000, 65000);
+  ASSERT_LT(bomb.size(), 2000u);
+  const JpegHeader h = read_jpeg_header(bomb.data(), bomb.size(), name);
+  EXPECT_EQ(h.width, 65000);  // the header itself is readable: the limit is on decoding
+  EXPECT_EQ(h.height, 65000);
+  for (int denom : {1, 2, 4, 8}) {
+    const std::string msg = decode_error(bomb, denom, name);
+    EXPECT_EQ(msg.rfind(name + ": ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("65000x65000"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("178956970"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("decompression bomb"), std::string::npos) << msg;
+  }
+  // The boundary: 10922 x 16385 is exactly the limit and is decoded (libjpeg fills the scan
+  // that ends at the EOI marker with grey, a tolerated warning); one column more is refused.
+  const Bytes at_limit = jpeg_claiming(10922, 16385);
+  const RgbImage img = decode_jpeg(at_limit.data(), at_limit.size(), 8, name);
+  EXPECT_EQ(img.width, 1366);   // ceil(10922 / 8)
+  EXPECT_EQ(img.height, 2049);  // ceil(16385 / 8)
+  const std::string over = decode_error(jpeg_claiming(10923, 16385), 8, name);
+  EXPECT_NE(over.find("10923x16385"), std::string::npos) << over;
+  EXPECT_NE(over.find("decompression bomb"), std::string::npos) << over;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resize
 

@@ -1,8 +1,10 @@
 // Sample sources behind the loader: a source whose samples can fail is skipped per sample,
 // named and counted, with batches still a pure function of (epoch, batch index); the folder
 // source through the loader is deterministic across worker counts; pinned batches hold the
-// same values; open_dataset's errors name what is expected.
+// same values; open_dataset's errors name what is expected; both image-folder splits are
+// labelled with the training split's classes; empty and wrongly sized splits are refused.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -148,6 +150,138 @@ TEST(SampleSource, FolderThroughLoaderIsDeterministicAcrossWorkers) {
   for (size_t i = 0; i < other.size(); ++i) differs |= !same(other[i], runs[0][i]);
   EXPECT_TRUE(differs);
   fs::remove_all(root);
+}
+
+namespace {
+
+void write_file(const fs::path& p, const std::vector<uint8_t>& bytes) {
+  fs::create_directories(p.parent_path());
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A fresh directory per test, removed afterwards.
+class OpenDataset : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ("tranq_open_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    const std::vector<uint8_t> px(20 * 20 * 3, 128);
+    jpeg_ = encode_jpeg(px.data(), 20, 20, 3, 90);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  void jpeg(const std::string& rel) const { write_file(root_ / rel, jpeg_); }
+  std::vector<int32_t> labels(const SampleSource& s) const {
+    std::vector<int32_t> l;
+    for (int64_t i = 0; i < s.size(); ++i) l.push_back(s.label(i));
+    return l;
+  }
+  // An IDX pair of n images of rows x cols (zeros), labels i % 10.
+  void idx(const std::string& prefix, uint32_t n, uint32_t rows, uint32_t cols) const {
+    auto be32 = [](std::vector<uint8_t>& b, uint32_t v) {
+      for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
+    };
+    std::vector<uint8_t> im, lb;
+    be32(im, 0x803);
+    be32(im, n);
+    be32(im, rows);
+    be32(im, cols);
+    im.resize(im.size() + size_t{n} * rows * cols, 0);
+    be32(lb, 0x801);
+    be32(lb, n);
+    for (uint32_t i = 0; i < n; ++i) lb.push_back(static_cast<uint8_t>(i % 10));
+    write_file(root_ / (prefix + "-images-idx3-ubyte"), im);
+    write_file(root_ / (prefix + "-labels-idx1-ubyte"), lb);
+  }
+  fs::path root_;
+  std::vector<uint8_t> jpeg_;
+};
+
+template <class E, class F>
+std::string error_of(F fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
+}
+
+}  // namespace
+
+TEST_F(OpenDataset, FolderTestSplitUsesTheTrainingClasses) {
+  for (const char* c : {"a", "b", "c"}) jpeg(std::string("train/") + c + "/0.jpg");
+  jpeg("val/a/0.jpg");
+  jpeg("val/c/0.jpg");  // val lacks b: c must stay label 2
+  jpeg("val/c/1.jpg");
+  SourceOptions so;
+  so.image_size = 16;
+  so.augment = false;
+  auto train = open_dataset("folder", root_.string(), "train", so);
+  auto test = open_dataset("folder", root_.string(), "test", so);
+  EXPECT_EQ(train->num_classes(), 3);
+  EXPECT_EQ(test->num_classes(), 3);
+  EXPECT_EQ(labels(*train), (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(labels(*test), (std::vector<int32_t>{0, 2, 2}));
+  EXPECT_EQ(dataset_shape("folder", root_.string()).classes, 3);
+  EXPECT_EQ(folder_classes(root_.string()), (std::vector<std::string>{"a", "b", "c"}));
+  std::vector<float> px(3 * 16 * 16);
+  Rng rng(1);
+  std::string error;
+  EXPECT_TRUE(test->load(2, rng, px.data(), &error)) << error;
+
+  // A val class that training never saw would get label 3 of a 3-class model.
+  jpeg("val/d/0.jpg");
+  const std::string msg =
+      error_of<FormatError>([&] { open_dataset("folder", root_.string(), "test", so); });
+  EXPECT_NE(msg.find("'" + (root_ / "val/d").string() + "' is not a class of '" +
+                     (root_ / "train").string() + "'"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("remove it, or add '" + (root_ / "train/d").string() + "'"), std::string::npos)
+      << msg;
+  // The training split is unaffected by val's contents.
+  EXPECT_EQ(open_dataset("folder", root_.string(), "train", so)->num_classes(), 3);
+
+  // An evaluation-only copy (no train/) is labelled, and counted, by its own classes.
+  fs::remove_all(root_ / "train");
+  auto alone = open_dataset("imagenet", root_.string(), "test", so);
+  EXPECT_EQ(alone->num_classes(), 3);
+  EXPECT_EQ(labels(*alone), (std::vector<int32_t>{0, 1, 1, 2}));
+  EXPECT_EQ(dataset_shape("folder", root_.string()).classes, 3);
+}
+
+TEST_F(OpenDataset, EmptyOrMisshapenSplitsAreRefused) {
+  idx("train", 20, 28, 28);
+  idx("t10k", 0, 28, 28);  // the reviewer's empty test set: eval printed test_acc=0.00
+  EXPECT_EQ(open_dataset("fashion-mnist", root_.string(), "train", {})->size(), 20);
+  std::string msg =
+      error_of<FormatError>([&] { open_dataset("fashion-mnist", root_.string(), "test", {}); });
+  EXPECT_NE(msg.find((root_ / "t10k-images-idx3-ubyte").string() + "' holds no samples"),
+            std::string::npos)
+      << msg;
+  idx("t10k", 4, 32, 32);
+  msg = error_of<FormatError>([&] { open_dataset("mnist", root_.string(), "test", {}); });
+  EXPECT_NE(msg.find("holds images of 32x32 (rows x cols), expected 28x28"), std::string::npos)
+      << msg;
+  idx("train", 0, 28, 28);
+  msg = error_of<FormatError>([&] { open_dataset("mnist", root_.string(), "train", {}); });
+  EXPECT_NE(msg.find((root_ / "train-images-idx3-ubyte").string() + "' holds no samples"),
+            std::string::npos)
+      << msg;
+  // CIFAR: an empty test batch.
+  write_file(root_ / "test_batch.bin", {});
+  msg = error_of<FormatError>([&] { open_dataset("cifar10", root_.string(), "test", {}); });
+  EXPECT_NE(msg.find("holds no samples"), std::string::npos) << msg;
+  // Image folder: class directories without a single image.
+  fs::create_directories(root_ / "train/a");
+  fs::create_directories(root_ / "val/a");
+  jpeg("train/a/0.jpg");
+  msg = error_of<IoError>([&] { open_dataset("folder", root_.string(), "test", {}); });
+  EXPECT_NE(msg.find((root_ / "val").string() + "' holds no samples"), std::string::npos) << msg;
 }
 
 TEST(SampleSource, OpenDatasetErrorsSayWhatIsExpected) {
