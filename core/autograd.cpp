@@ -65,13 +65,42 @@ Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs, Backw
 
 namespace {
 
-// Adds g into the slot, taking ownership of g when the slot is empty (no copy).
-void add_into(Tensor& slot, const Tensor& g) {
+// True when memory written through t could be seen through another tensor: a second handle to
+// the same impl (add's backward returns {g, g}), or another impl on the same storage (a view,
+// e.g. reshape's backward returns g.reshape(...)). The engine's own handles count too, so it
+// drops them as soon as it is done with them.
+bool shared(const Tensor& t) { return t.use_count() > 1 || t.storage().use_count() > 1; }
+
+// True when the engine may add into t in place.
+bool writable(const Tensor& t) { return t.is_contiguous() && !shared(t); }
+
+// Adds g into an interior node's pending gradient. Slots take closures' results as they are, so
+// a slot may alias other slots, the caller's root gradient or a closure's saved tensors; it is
+// copied before the first write into it only when it does (closures never write into the
+// gradient they are given, so reading an alias is safe). A pass that writes into no alias makes
+// no copies.
+void add_into_slot(Tensor& slot, Tensor g) {
   if (!slot.defined()) {
-    slot = g;
-  } else {
-    if (slot.storage().use_count() > 1) slot = slot.clone();  // never write into shared data
-    accumulate_grad(slot, g);
+    slot = std::move(g);
+    return;
+  }
+  if (!writable(slot)) slot = slot.clone();
+  accumulate_grad(slot, g);
+}
+
+// Adds g into a leaf's .grad. A leaf's gradient outlives the pass and belongs to the user
+// (optimizers and clipping write it in place), so the first one stored must own its memory; after
+// that it is added into in place, so handles to grad() see the sum.
+void add_into_leaf(const Tensor& leaf, Tensor g) {
+  Tensor current = leaf.grad();
+  if (!current.defined()) {
+    leaf.set_grad(writable(g) ? std::move(g) : g.clone());
+  } else if (current.is_contiguous()) {
+    accumulate_grad(current, g);
+  } else {  // set by hand as a strided view: the sum goes to a fresh contiguous tensor
+    current = current.clone();
+    accumulate_grad(current, g);
+    leaf.set_grad(current);
   }
 }
 
@@ -79,6 +108,8 @@ void add_into(Tensor& slot, const Tensor& g) {
 
 void run_backward(const Tensor& root, const Tensor& grad_in) {
   TRANQ_CHECK(root.requires_grad(), "backward(): tensor {} does not require grad", tensor_str(root));
+  // grad_in stays the caller's: nothing below writes into it (it is shared with the caller's
+  // handle, so every write goes to a copy).
   Tensor grad = grad_in;
   if (!grad.defined()) {
     TRANQ_CHECK(root.numel() == 1, "backward(): a gradient is needed for non-scalar {}",
@@ -86,10 +117,11 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
     grad = Tensor::ones(root.shape(), root.dtype(), root.device());
   }
   check_same_shape(root, grad, "backward");
+  TRANQ_CHECK(grad.dtype() == root.dtype() && grad.device() == root.device(),
+              "backward(): gradient {} does not match the tensor {}", tensor_str(grad),
+              tensor_str(root));
   if (!root.grad_fn()) {  // a leaf
-    Tensor g = root.grad();
-    add_into(g, grad.clone());
-    root.set_grad(g);
+    add_into_leaf(root, std::move(grad));
     return;
   }
 
@@ -112,7 +144,7 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
   }
 
   std::unordered_map<Node*, Tensor> grads;
-  grads[root.grad_fn().get()] = grad;
+  grads[root.grad_fn().get()] = std::move(grad);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = it->get();
     auto found = grads.find(node);
@@ -126,22 +158,20 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
       NoGradGuard no_grad;
       in_grads = node->backward(g);
     }
+    g = Tensor();  // so that gradients passed through (add's {g, g}) are not counted as shared
     TRANQ_CHECK(in_grads.size() == node->inputs.size(), "'{}' returned {} gradients for {} inputs",
                 node->name, in_grads.size(), node->inputs.size());
     for (size_t i = 0; i < in_grads.size(); ++i) {
       const Tensor& in = node->inputs[i];
-      const Tensor& ig = in_grads[i];
+      // Moved out: a handle left in in_grads would make the gradient look shared.
+      Tensor ig = std::move(in_grads[i]);
       if (!ig.defined() || !in.defined() || !in.requires_grad()) continue;
       TRANQ_CHECK(ig.shape() == in.shape(), "'{}' returned gradient {} for input {}", node->name,
                   tensor_str(ig), tensor_str(in));
       if (in.grad_fn()) {
-        add_into(grads[in.grad_fn().get()], ig);
+        add_into_slot(grads[in.grad_fn().get()], std::move(ig));
       } else {
-        // A leaf's grad must own its memory: closures may return aliases (add passes its
-        // incoming gradient to both inputs) and users read .grad() after the pass.
-        Tensor lg = in.grad();
-        add_into(lg, (!lg.defined() && ig.storage().use_count() > 1) ? ig.clone() : ig);
-        in.set_grad(lg);
+        add_into_leaf(in, std::move(ig));
       }
     }
     node->backward = nullptr;  // free saved tensors now

@@ -5,8 +5,12 @@
 // Semantics:
 //  - backward() computes d(root)/d(leaf) for every leaf with requires_grad and ADDS it to the
 //    leaf's grad (accumulate); optimizers clear grads with zero_grad() before the next pass.
-//  - Inside a closure, gradients returned for inputs are fresh tensors; the engine sums them
-//    when an input is used more than once.
+//  - A closure reads grad_output and never writes into it. The gradients it returns may be
+//    fresh tensors or alias grad_output (add returns {g, g}, reshape a view of g); the engine
+//    sums them when an input is used more than once, copying first whenever the tensor it would
+//    add into can be seen through another one (Tensor::use_count, storage().use_count()). So
+//    no gradient is ever written through an alias: leaves get .grad tensors of their own, and
+//    a gradient passed to backward(grad) is left unchanged.
 //  - The graph is freed after backward (closures are released): a second backward through
 //    the same graph throws.
 //  - Closures must not capture their own output tensor (that would be a reference cycle);

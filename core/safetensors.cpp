@@ -105,14 +105,21 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
   }
   const Json& shape = e["shape"];
   if (!shape.is_array()) bad_file(path, fmt::format("tensor '{}': shape is not an array", name));
+  // Zero dims are left out of the product: [0, 2^63-1, 2^63-1] holds no bytes, but its strides and
+  // any view of it multiply the other dims, which must fit in int64 as for Tensor::empty.
   uint64_t bytes = dtype_size(out.dtype);
+  bool has_zero = false;
   for (const Json& d : shape) {
     const uint64_t v = get_u64(path, name, d, "shape");
-    if (v > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(bytes, v, &bytes)) {
+    if (v == 0) {
+      has_zero = true;
+    } else if (v > static_cast<uint64_t>(INT64_MAX) || __builtin_mul_overflow(bytes, v, &bytes) ||
+               bytes > static_cast<uint64_t>(INT64_MAX)) {
       bad_file(path, fmt::format("tensor '{}': shape {} is too large", name, shape.dump()));
     }
     out.shape.push_back(static_cast<int64_t>(v));
   }
+  if (has_zero) bytes = 0;
   const Json& off = e["data_offsets"];
   if (!off.is_array() || off.size() != 2) {
     bad_file(path, fmt::format("tensor '{}': data_offsets must be [begin, end], got {}", name,

@@ -1,6 +1,10 @@
 #include "core/tensor.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "core/autograd.h"
 
@@ -16,6 +20,19 @@ int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) n *= d;
   return n;
+}
+
+Shape flattened_shape(const Shape& s, int64_t start_dim) {
+  const int64_t n = std::max<int64_t>(static_cast<int64_t>(s.size()), 1);  // 0-d acts as [1]
+  TRANQ_CHECK(start_dim >= -n && start_dim < n,
+              "flatten(start_dim={}): out of range for shape {}; start_dim must be in [{}, {}]",
+              start_dim, shape_str(s), -n, n - 1);
+  if (start_dim < 0) start_dim += n;
+  if (s.empty()) return {1};
+  Shape out(s.begin(), s.begin() + start_dim);
+  // The merged dim is computed, not left as -1: view() cannot infer -1 next to a zero dim.
+  out.push_back(shape_numel(Shape(s.begin() + start_dim, s.end())));
+  return out;
 }
 
 Shape contiguous_strides(const Shape& s) {
@@ -49,11 +66,50 @@ void check_dtype(const Tensor& t, DType d, const char* op, const char* arg) {
 
 namespace {
 
+// Sets *numel to the element count of a shape with dims >= 0 and returns true when the size in
+// bytes of its NON-ZERO dims fits in int64. Zero dims are skipped on purpose: [0, 2^62, 8] holds
+// nothing, but a view or a stride of it would multiply the others and overflow.
+bool numel_fits(const Shape& shape, size_t elem_size, int64_t* numel) {
+  int64_t bytes = static_cast<int64_t>(elem_size);
+  bool zero = false;
+  for (int64_t d : shape) {
+    if (d == 0) {
+      zero = true;
+    } else if (__builtin_mul_overflow(bytes, d, &bytes)) {
+      return false;
+    }
+  }
+  *numel = zero ? 0 : bytes / static_cast<int64_t>(elem_size);
+  return true;
+}
+
+// Float to integer static_cast is undefined for NaN and out-of-range values; this one is not:
+// NaN -> 0, saturation at the integer range, truncation toward zero in between.
+template <class D, class S>
+D convert_value(S v) {
+  if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+    const double x = static_cast<double>(v);
+    if (std::isnan(x)) return D{0};
+    constexpr double lo = static_cast<double>(std::numeric_limits<D>::min());  // 0 or -2^k: exact
+    constexpr double hi =
+        static_cast<double>(std::numeric_limits<D>::max() / 2 + 1) * 2.0;  // max+1
+    if (x <= lo) return std::numeric_limits<D>::min();
+    if (x >= hi) return std::numeric_limits<D>::max();
+    return static_cast<D>(x);
+  } else {
+    return static_cast<D>(v);
+  }
+}
+
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dtype, Device device,
                                       Allocator* allocator = nullptr) {
   for (int64_t d : shape) TRANQ_CHECK(d >= 0, "negative dimension in shape {}", shape_str(shape));
+  int64_t numel = 0;
+  TRANQ_CHECK(numel_fits(shape, dtype_size(dtype), &numel),
+              "shape {} is too large for {}: its size in bytes overflows int64", shape_str(shape),
+              dtype_name(dtype));
   auto impl = std::make_shared<TensorImpl>();
-  size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const size_t bytes = static_cast<size_t>(numel) * dtype_size(dtype);
   impl->storage = allocator ? std::make_shared<Buffer>(bytes, device, *allocator)
                             : std::make_shared<Buffer>(bytes, device);
   impl->shape = shape;
@@ -140,7 +196,9 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device
 
 template <class T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
-  TRANQ_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+  int64_t n = -1;
+  for (int64_t d : shape) TRANQ_CHECK(d >= 0, "negative dimension in shape {}", shape_str(shape));
+  TRANQ_CHECK(numel_fits(shape, sizeof(T), &n) && static_cast<int64_t>(values.size()) == n,
               "from_vector: {} values do not fill shape {}", values.size(), shape_str(shape));
   Tensor t = empty(shape, dtype_of<T>);
   if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
@@ -203,22 +261,31 @@ Tensor Tensor::view(const Shape& shape_in) const {
   TRANQ_CHECK(is_contiguous(), "view() needs a contiguous tensor, got a strided {}; use reshape()",
               tensor_str(*this));
   Shape shape = shape_in;
-  int64_t known = 1, infer = -1;
+  int64_t infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       TRANQ_CHECK(infer < 0, "view(): only one dimension may be -1 in {}", shape_str(shape_in));
       infer = static_cast<int64_t>(i);
+      shape[i] = 1;  // a placeholder while the others are multiplied
     } else {
-      known *= shape[i];
+      TRANQ_CHECK(shape[i] >= 0,
+                  "view(): dimension {} of {} is negative; dims must be >= 0, or -1 "
+                  "(once) to infer one",
+                  i, shape_str(shape_in));
     }
   }
+  const size_t es = dtype_size(dtype());
+  int64_t known = 0;
+  TRANQ_CHECK(numel_fits(shape, es, &known), "view(): cannot view {} as {}: too many elements",
+              tensor_str(*this), shape_str(shape_in));
   if (infer >= 0) {
     TRANQ_CHECK(known > 0 && numel() % known == 0, "view(): cannot view {} as {}",
                 tensor_str(*this), shape_str(shape_in));
     shape[static_cast<size_t>(infer)] = numel() / known;
   }
-  TRANQ_CHECK(shape_numel(shape) == numel(), "view(): cannot view {} as {}", tensor_str(*this),
-              shape_str(shape_in));
+  int64_t n = 0;
+  TRANQ_CHECK(numel_fits(shape, es, &n) && n == numel(), "view(): cannot view {} as {}",
+              tensor_str(*this), shape_str(shape_in));
   auto impl = std::make_shared<TensorImpl>(*impl_);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
@@ -233,16 +300,17 @@ Tensor Tensor::reshape(const Shape& shape) const {
 }
 
 Tensor Tensor::flatten(int64_t start_dim) const {
-  if (start_dim < 0) start_dim += dim();
-  Shape s(shape().begin(), shape().begin() + start_dim);
-  s.push_back(-1);
-  return reshape(s);
+  return reshape(flattened_shape(shape(), start_dim));
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   if (d < 0) d += dim();
-  TRANQ_CHECK(d >= 0 && d < dim() && start >= 0 && length >= 0 && start + length <= size(d),
-              "narrow({}, {}, {}) out of range for {}", d, start, length, tensor_str(*this));
+  TRANQ_CHECK(d >= 0 && d < dim(), "narrow(): dim {} out of range for {}", d, tensor_str(*this));
+  // Written as length <= size - start: start + length could overflow.
+  TRANQ_CHECK(start >= 0 && start <= size(d) && length >= 0 && length <= size(d) - start,
+              "narrow({}, {}, {}) out of range for {}: need 0 <= start <= {} and 0 <= length <= "
+              "{} - start",
+              d, start, length, tensor_str(*this), size(d), size(d));
   auto impl = std::make_shared<TensorImpl>(*impl_);
   impl->offset += start * impl_->strides[d];
   impl->shape[d] = length;
@@ -370,7 +438,7 @@ Tensor Tensor::to(DType dt) const {
     dispatch_dtype(dt, [&](auto d) {
       using D = decltype(d);
       D* o = out.data<D>();
-      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<D>(in[i]);
+      for (int64_t i = 0; i < n; ++i) o[i] = convert_value<D>(in[i]);
     });
   });
   return out;
@@ -397,7 +465,8 @@ void Tensor::fill_(double value) const {
     if (is_contiguous()) {
       T* p = data<T>();
       const int64_t n = numel();
-      for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(value);
+      const T v = convert_value<T>(value);
+      for (int64_t i = 0; i < n; ++i) p[i] = v;
     } else {
       copy_(full(shape(), value, dtype()));
     }

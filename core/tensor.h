@@ -19,6 +19,10 @@ using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
 Shape contiguous_strides(const Shape& s);
+// The shape flatten(start_dim) gives: the dims before start_dim kept, the rest merged into one.
+// A negative start_dim counts from the end; a 0-d shape counts as one dim (it becomes [1]).
+// Throws ValueError, naming the valid range, when start_dim is outside [-dim, dim).
+Shape flattened_shape(const Shape& s, int64_t start_dim);
 
 struct Node;
 struct TensorImpl;
@@ -28,7 +32,9 @@ class Tensor {
   Tensor() = default;  // an undefined tensor
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
-  // Factories. Memory from empty() is uninitialised.
+  // Factories. Memory from empty() is uninitialised. Dims must be >= 0, and the size in bytes of
+  // the non-zero dims must fit in int64 (so numel, nbytes and strides never overflow, even in a
+  // view of an empty tensor); otherwise ValueError.
   static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
   static Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
@@ -60,10 +66,13 @@ class Tensor {
   void* raw_data() const;
   const std::shared_ptr<Buffer>& storage() const;
 
-  // Views share storage. view() needs a contiguous tensor; one dimension may be -1.
+  // Views share storage. view() needs a contiguous tensor; dims are >= 0 except that one may be
+  // -1 (inferred from the others).
   Tensor view(const Shape& shape) const;
   Tensor reshape(const Shape& shape) const;  // a view when possible, a copy otherwise
-  Tensor flatten(int64_t start_dim = 0) const;
+  Tensor flatten(int64_t start_dim = 0) const;  // reshape(flattened_shape(shape(), start_dim))
+  // Elements [start, start + length) of dim; needs 0 <= start <= size(dim), 0 <= length <=
+  // size(dim) - start.
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
   Tensor select(int64_t dim, int64_t index) const;  // drops dim
   Tensor transpose(int64_t d0, int64_t d1) const;
@@ -75,14 +84,18 @@ class Tensor {
   // work on that device, and the host tensor may be freed or dropped at once, but must not be
   // written until the copy has run. Otherwise the same as to(device).
   Tensor to(Device device, bool non_blocking) const;
-  Tensor to(DType dtype) const;    // converted copy (CPU); same tensor when already that dtype
+  // Converted copy (CPU); same tensor when already that dtype. Floating point to integer
+  // truncates toward zero and saturates to the integer type's range (300.f -> i8 127, -1e30 ->
+  // i32 min, +-inf -> max/min); NaN becomes 0. Integer to a narrower integer wraps (two's
+  // complement); to floating point rounds to nearest.
+  Tensor to(DType dtype) const;
   // Copies src (same shape, dtype) into this tensor's memory, which may be a strided view.
   void copy_(const Tensor& src) const;
   // non_blocking: src a contiguous host tensor in page-locked memory and this a contiguous GPU
   // tensor: the copy is queued on the device's current stream without waiting, as in
   // to(device, true). Otherwise the same as copy_(src).
   void copy_(const Tensor& src, bool non_blocking) const;
-  void fill_(double value) const;
+  void fill_(double value) const;  // value converted to dtype() as in to(DType)
   void zero_() const;
 
   template <class T>
@@ -108,6 +121,10 @@ class Tensor {
 
   bool same_as(const Tensor& o) const { return impl_ == o.impl_; }
   TensorImpl* impl() const { return impl_.get(); }
+  // Number of Tensor handles to this tensor's impl (0 when undefined). Together with
+  // storage().use_count() (impls, i.e. views, on the same memory) it tells autograd whether a
+  // gradient it is about to write in place can be seen through any other tensor.
+  long use_count() const { return impl_.use_count(); }
 
  private:
   std::shared_ptr<TensorImpl> impl_;

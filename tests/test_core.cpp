@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <cmath>
+#include <limits>
+
 #include "core/autograd.h"
 #include "core/rng.h"
 #include "gradcheck.h"
@@ -129,6 +133,196 @@ TEST(Autograd, ReluKinkIsSkippedNotFailed) {
   x.set_requires_grad(true);
   test::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::relu(in[0]); }, {x},
                                   {1e-6, 1e-6, 0.3});
+}
+
+// ---- gradients that alias one another (add's backward returns {g, g}) ----
+
+namespace {
+Tensor leaf(const std::vector<double>& v) {
+  Tensor t = Tensor::from_vector<double>(v, {static_cast<int64_t>(v.size())});
+  t.set_requires_grad(true);
+  return t;
+}
+bool same_memory(const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); }
+}  // namespace
+
+TEST(AutogradAliasing, PassThroughGradientIsNotAddedIntoInPlace) {
+  // loss = w + 2w + 2w: the outer add hands one tensor to both the inner add and h; adding the
+  // inner add's share into h's slot in place used to double it (6).
+  Tensor w = leaf({1.0, -3.0});
+  Tensor h = ops::scale(w, 2.0);
+  ops::sum(ops::add(ops::add(w, h), h)).backward();
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{5.0, 5.0}));
+  // A second pass adds 5 more to the same .grad.
+  Tensor first = w.grad();
+  Tensor h2 = ops::scale(w, 2.0);
+  ops::sum(ops::add(ops::add(w, h2), h2)).backward();
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{10.0, 10.0}));
+  EXPECT_TRUE(first.same_as(w.grad())) << "a leaf's grad is accumulated in place";
+}
+
+TEST(AutogradAliasing, InteriorSlotsSharingOneGradient) {
+  Tensor x = leaf({1.0});
+  Tensor u = ops::scale(x, 1.0), v = ops::scale(x, 1.0);
+  ops::sum(ops::add(ops::add(u, v), u)).backward();  // u + v + u = 3x (was 4)
+  EXPECT_EQ(x.grad().item(), 3.0);
+
+  Tensor y = leaf({2.0, -1.0});
+  Tensor a = ops::scale(y, 2.0), b = ops::scale(y, 3.0);
+  // 2y + 3y + 2y + 2y: a reaches the root through three adds that all pass g on.
+  ops::sum(ops::add(ops::add(ops::add(a, b), a), a)).backward();
+  EXPECT_EQ(y.grad().to_vector<double>(), (std::vector<double>{9.0, 9.0}));
+}
+
+TEST(AutogradAliasing, LeafGradsAreDistinctAndAccumulateOverPasses) {
+  Tensor a = leaf({1.0, 2.0}), b = leaf({3.0, 4.0});
+  ops::sum(ops::add(a, b)).backward();
+  ASSERT_TRUE(a.grad().defined() && b.grad().defined());
+  EXPECT_FALSE(a.grad().same_as(b.grad()));
+  EXPECT_FALSE(same_memory(a.grad(), b.grad()));
+  ops::sum(ops::add(a, b)).backward();  // was 3: b's share added into a.grad, which was b.grad
+  EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{2.0, 2.0}));
+  EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{2.0, 2.0}));
+  a.grad().data<double>()[0] = 100;  // e.g. gradient clipping, in place
+  EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{2.0, 2.0}));
+
+  // The same leaf on both sides: 2 per pass, in a .grad of its own.
+  Tensor c = leaf({1.0});
+  ops::sum(ops::add(c, c)).backward();
+  ops::sum(ops::add(c, c)).backward();
+  EXPECT_EQ(c.grad().item(), 4.0);
+}
+
+TEST(AutogradAliasing, CallersRootGradientIsLeftUnchanged) {
+  Tensor x = leaf({2.0, 5.0});
+  Tensor u = ops::scale(x, 1.0);
+  Tensor g = Tensor::from_vector<double>({1.0, 10.0}, {2});
+  ops::add(u, u).backward(g);  // both of add's shares are g itself
+  EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{1.0, 10.0}));
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2.0, 20.0}));
+
+  // Leaves reached directly from the root: their grads must not be the caller's tensor.
+  Tensor a = leaf({1.0, 1.0}), b = leaf({1.0, 1.0});
+  ops::add(a, b).backward(g);
+  EXPECT_FALSE(same_memory(a.grad(), g));
+  EXPECT_FALSE(same_memory(b.grad(), g));
+  a.grad().data<double>()[0] = 100;
+  EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{1.0, 10.0}));
+  EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{1.0, 10.0}));
+
+  // A view of the caller's gradient (reshape's backward) shares its storage, not its impl.
+  Tensor m = leaf({1, 2, 3, 4, 5, 6});
+  Tensor gm = Tensor::full({2, 3}, 1.0, DType::f64);
+  ops::reshape(m, {2, 3}).backward(gm);
+  EXPECT_FALSE(same_memory(m.grad(), gm));
+  ops::reshape(m, {2, 3}).backward(gm);
+  EXPECT_EQ(m.grad().to_vector<double>(), std::vector<double>(6, 2.0));
+  EXPECT_EQ(gm.to_vector<double>(), std::vector<double>(6, 1.0));
+
+  // backward(g) on a leaf itself copies g too.
+  Tensor l = leaf({0.0, 0.0});
+  l.backward(g);
+  l.backward(g);
+  EXPECT_EQ(l.grad().to_vector<double>(), (std::vector<double>{2.0, 20.0}));
+  EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{1.0, 10.0}));
+}
+
+// ---- shape and conversion checks ----
+
+namespace {
+template <class F>
+void expect_value_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no ValueError; expected one mentioning " << needle;
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+}  // namespace
+
+TEST(Tensor, FlattenChecksStartDim) {
+  Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5}, {2, 3});
+  expect_value_error([&] { t.flatten(5); }, "[-2, 1]");
+  expect_value_error([&] { t.flatten(2); }, "[-2, 1]");
+  expect_value_error([&] { t.flatten(-3); }, "[-2, 1]");
+  expect_value_error([&] { ops::flatten(t, 5); }, "[-2, 1]");
+  expect_value_error([&] { ops::flatten(t, -3); }, "[-2, 1]");
+  EXPECT_EQ(t.flatten(0).shape(), (Shape{6}));
+  EXPECT_EQ(t.flatten(-2).shape(), (Shape{6}));
+  EXPECT_EQ(t.flatten(-1).shape(), (Shape{2, 3}));
+  EXPECT_EQ(ops::flatten(t, 1).shape(), (Shape{2, 3}));
+  EXPECT_EQ(Tensor::full({}, 7.0).flatten(0).shape(), (Shape{1}));  // 0-d acts as one dim
+  EXPECT_THROW(Tensor::full({}, 7.0).flatten(1), ValueError);
+  // A zero dim before the merged ones no longer trips view()'s -1 inference.
+  EXPECT_EQ(Tensor::zeros({2, 0, 3}).flatten(1).shape(), (Shape{2, 0}));
+  EXPECT_EQ(Tensor::zeros({0, 3}).flatten(1).shape(), (Shape{0, 3}));
+}
+
+TEST(Tensor, ViewRejectsNegativeDimsOtherThanMinusOne) {
+  Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5}, {2, 3});
+  expect_value_error([&] { t.view({-2, -3}); }, "negative");
+  expect_value_error([&] { t.view({-3, 2, -1}); }, "negative");
+  EXPECT_THROW(t.view({-1, -1}), ValueError);
+  EXPECT_EQ(t.view({3, -1}).shape(), (Shape{3, 2}));
+  // An empty tensor cannot be viewed with dims whose product overflows.
+  Tensor e = Tensor::zeros({0});
+  EXPECT_THROW(e.view({0, int64_t{1} << 62, 8}), ValueError);
+  EXPECT_EQ(e.view({0, 1 << 20, 8}).strides(), (Shape{8 << 20, 8, 1}));
+}
+
+TEST(Tensor, NarrowBoundsDoNotOverflow) {
+  Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5}, {2, 3});
+  EXPECT_THROW(t.narrow(1, INT64_MAX, 2), ValueError);  // start + length wrapped negative
+  EXPECT_THROW(t.narrow(1, 2, INT64_MAX), ValueError);
+  EXPECT_THROW(t.narrow(1, 4, 0), ValueError);
+  EXPECT_THROW(t.narrow(1, -1, 1), ValueError);
+  EXPECT_THROW(t.narrow(2, 0, 1), ValueError);
+  EXPECT_EQ(t.narrow(1, 3, 0).shape(), (Shape{2, 0}));
+  EXPECT_EQ(t.narrow(-1, 1, 2).contiguous().to_vector<float>(), (std::vector<float>{1, 2, 4, 5}));
+}
+
+TEST(Tensor, EmptyRejectsShapesWhoseSizeOverflows) {
+  // 2^62 * 8 elements wrapped to numel 0 before.
+  expect_value_error([] { Tensor::empty({int64_t{1} << 62, 8}); }, "[4611686018427387904, 8]");
+  // The elements fit in int64 but their bytes do not.
+  expect_value_error([] { Tensor::empty({int64_t{1} << 61, 2}, DType::f32); }, "too large");
+  // A zero dim does not excuse the others: strides would overflow.
+  EXPECT_THROW(Tensor::empty({0, INT64_MAX, INT64_MAX}), ValueError);
+  EXPECT_THROW(Tensor::zeros({-1, 2}), ValueError);
+  EXPECT_THROW(Tensor::from_vector<float>({}, {0, INT64_MAX, 2}), ValueError);
+  Tensor ok = Tensor::empty({0, int64_t{1} << 40, 1 << 20}, DType::u8);
+  EXPECT_EQ(ok.numel(), 0);
+  EXPECT_EQ(ok.strides(), (Shape{int64_t{1} << 60, 1 << 20, 1}));
+}
+
+TEST(Tensor, FloatToIntConversionSaturatesAndMapsNanToZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor f = Tensor::from_vector<float>(
+      {300.f, -300.f, nan, inf, -inf, 2.9f, -2.9f, 127.5f, -128.5f, -0.5f}, {10});
+  EXPECT_EQ(f.to(DType::i8).to_vector<int8_t>(),
+            (std::vector<int8_t>{127, -128, 0, 127, -128, 2, -2, 127, -128, 0}));
+  EXPECT_EQ(f.to(DType::u8).to_vector<uint8_t>(),
+            (std::vector<uint8_t>{255, 0, 0, 255, 0, 2, 0, 127, 0, 0}));
+  Tensor big = Tensor::from_vector<float>({-1e30f, 3e9f, 1e30f, nan}, {4});
+  EXPECT_EQ(big.to(DType::i32).to_vector<int32_t>(),
+            (std::vector<int32_t>{INT32_MIN, INT32_MAX, INT32_MAX, 0}));
+  EXPECT_EQ(big.to(DType::i64).to_vector<int64_t>(),
+            (std::vector<int64_t>{INT64_MIN, 3000000000, INT64_MAX, 0}));
+  Tensor d = Tensor::from_vector<double>(
+      {2147483647.9, -2147483648.5, 9.2e18, 9.3e18, -9.3e18, -2147483647.9}, {6});
+  EXPECT_EQ(
+      d.to(DType::i32).to_vector<int32_t>(),
+      (std::vector<int32_t>{INT32_MAX, INT32_MIN, INT32_MAX, INT32_MAX, INT32_MIN, -2147483647}));
+  EXPECT_EQ(d.to(DType::i64).to_vector<int64_t>()[2], int64_t{9200000000000000000});
+  EXPECT_EQ(d.to(DType::i64).to_vector<int64_t>()[3], INT64_MAX);
+  EXPECT_EQ(d.to(DType::i64).to_vector<int64_t>()[4], INT64_MIN);
+  // fill_ converts its value the same way.
+  EXPECT_EQ(Tensor::full({2}, 1e30, DType::i32).to_vector<int32_t>(),
+            (std::vector<int32_t>{INT32_MAX, INT32_MAX}));
+  EXPECT_EQ(Tensor::full({1}, std::nan(""), DType::u8).to_vector<uint8_t>()[0], 0);
+  EXPECT_EQ(Tensor::full({1}, -7.9, DType::i8).to_vector<int8_t>()[0], -7);
 }
 
 #include "core/caching_allocator.h"

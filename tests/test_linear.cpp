@@ -143,8 +143,8 @@ TEST(Linear, GradientsMatchFiniteDifferences) {
       [](const std::vector<Tensor>& in) { return ops::matmul(in[0], in[1]); }, {a, b});
   for (bool with_bias : {true, false}) {
     Tensor x = test::random_tensor({6, 4}, 3), w = test::random_tensor({3, 4}, 4);
-    std::vector<Tensor> inputs{x, w};
-    if (with_bias) inputs.push_back(test::random_tensor({3}, 5));
+    std::vector<Tensor> inputs = with_bias ? std::vector<Tensor>{x, w, test::random_tensor({3}, 5)}
+                                           : std::vector<Tensor>{x, w};
     for (Tensor& t : inputs) t.set_requires_grad(true);
     test::expect_gradients_match(
         [](const std::vector<Tensor>& in) {

@@ -88,7 +88,9 @@ TEST(LrSchedule, RunScheduleStepDecaysTwiceOverTheRun) {
     int decays = 0;
     for (int64_t t = 1; t < total; ++t) decays += s->factor(t) < s->factor(t - 1) ? 1 : 0;
     EXPECT_EQ(decays, std::min<int64_t>(2, total - 1)) << total;
-    if (total >= 3) EXPECT_NEAR(s->factor(total - 1), 0.01, 1e-15) << total;
+    if (total >= 3) {
+      EXPECT_NEAR(s->factor(total - 1), 0.01, 1e-15) << total;
+    }
   }
   // 10 steps: step_size 4, decays at steps 4 and 8 (not a third one at step 9).
   auto s = make_lr_schedule(run_schedule_options("step", 10));

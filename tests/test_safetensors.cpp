@@ -176,6 +176,41 @@ TEST_F(Safetensors, CorruptFilesGiveFormatErrorNamingTheFile) {
   expect_error<FormatError>(write("cut", bytes.substr(0, bytes.size() - 3)), "runs past");
 }
 
+TEST_F(Safetensors, ShapeSizeCheckIgnoresZeroDimsButNotHugeOnes) {
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    const std::string p = path(name);
+    write_file_atomic(p, bytes);
+    return p;
+  };
+  // Holds no bytes, but [0, 2^63-1, 2^63-1] overflows as soon as strides are computed; the
+  // product used to stop being checked once it hit 0.
+  expect_error<FormatError>(
+      write("zero_first",
+            raw_file(R"({"a":{"dtype":"U8","shape":[0,9223372036854775807,9223372036854775807],)"
+                     R"("data_offsets":[0,0]}})",
+                     "")),
+      "too large");
+  expect_error<FormatError>(
+      write("zero_last", raw_file(R"({"a":{"dtype":"U8","shape":[9223372036854775807,2,0],)"
+                                  R"("data_offsets":[0,0]}})",
+                                  "")),
+      "too large");
+  // The bytes of the non-zero dims count, not just the elements: 2^62 f32 values.
+  expect_error<FormatError>(
+      write("bytes", raw_file(R"({"a":{"dtype":"F32","shape":[0,4611686018427387904],)"
+                              R"("data_offsets":[0,0]}})",
+                              "")),
+      "too large");
+  // Huge but representable next to a zero dim: an empty tensor of that shape.
+  SafetensorsContent ok = load_safetensors(
+      write("fits", raw_file(R"({"a":{"dtype":"U8","shape":[0,4611686018427387904],)"
+                             R"("data_offsets":[0,0]}})",
+                             "")));
+  ASSERT_EQ(ok.tensors.size(), 1u);
+  EXPECT_EQ(ok.tensors[0].second.shape(), (Shape{0, int64_t{1} << 62}));
+  EXPECT_EQ(ok.tensors[0].second.numel(), 0);
+}
+
 TEST_F(Safetensors, MissingFileIsIoError) {
   expect_error<IoError>(path("nope.safetensors"), "nope.safetensors");
   expect_error<IoError>(dir_.string(), "Is a directory");

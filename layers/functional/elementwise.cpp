@@ -85,10 +85,8 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 }
 
 Tensor flatten(const Tensor& x, int64_t start_dim) {
-  if (start_dim < 0) start_dim += x.dim();
-  Shape s(x.shape().begin(), x.shape().begin() + start_dim);
-  s.push_back(-1);
-  return reshape(x, s);
+  check_defined(x, "flatten", "x");
+  return reshape(x, flattened_shape(x.shape(), start_dim));
 }
 
 }  // namespace tranq::ops
