@@ -21,7 +21,10 @@ class Rng {
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-  // Uniform integer in [0, n), n > 0 (Lemire's multiply-shift, bias < 2^-32 for n < 2^32).
+  // Integer in [0, n), n > 0: Lemire's multiply-shift of 32 random bits for n < 2^32, without
+  // rejection, so each value has probability floor(2^32/n) or ceil(2^32/n) over 2^32: a
+  // relative bias below n/2^32 (1e-6 for a million-sample shuffle), kept because every data
+  // order and augmentation draws from it. n >= 2^32: 64 bits modulo n.
   uint64_t below(uint64_t n);
   // Standard normal (Box-Muller; consumes two draws).
   double normal();

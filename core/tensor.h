@@ -67,7 +67,9 @@ class Tensor {
   const std::shared_ptr<Buffer>& storage() const;
 
   // Views share storage. view() needs a contiguous tensor; dims are >= 0 except that one may be
-  // -1 (inferred from the others).
+  // -1 (inferred from the others). These methods, contiguous() and to() record no autograd
+  // history: a gradient does not flow through them. Differentiable reshapes are the ops in
+  // layers/functional.h (ops::reshape, ops::flatten).
   Tensor view(const Shape& shape) const;
   Tensor reshape(const Shape& shape) const;  // a view when possible, a copy otherwise
   Tensor flatten(int64_t start_dim = 0) const;  // reshape(flattened_shape(shape(), start_dim))
