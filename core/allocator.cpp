@@ -116,7 +116,11 @@ Buffer::~Buffer() {
 }
 
 Buffer::Buffer(Buffer&& o) noexcept
-    : data_(o.data_), bytes_(o.bytes_), device_(o.device_), allocator_(o.allocator_) {
+    : data_(o.data_),
+      bytes_(o.bytes_),
+      device_(o.device_),
+      allocator_(o.allocator_),
+      version_(o.version()) {
   o.data_ = nullptr;
   o.bytes_ = 0;
 }
@@ -128,6 +132,7 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
     bytes_ = o.bytes_;
     device_ = o.device_;
     allocator_ = o.allocator_;
+    version_.store(o.version(), std::memory_order_relaxed);
     o.data_ = nullptr;
     o.bytes_ = 0;
   }

@@ -1,7 +1,9 @@
 #pragma once
 // Memory of one device behind a two-method interface, so a caching allocator can replace the
 // plain one without touching tensors.
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #include "core/device.h"
 
@@ -64,6 +66,12 @@ class Buffer {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  // Counts the in-place writes made through the tensor API (Tensor::copy_, fill_, zero_,
+  // optimizer steps) to this memory, so autograd can tell that a tensor an op saved for its
+  // backward was changed since (PyTorch's version counter). Kernels writing their outputs do
+  // not count: outputs are fresh memory.
+  uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() const { version_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   void release();
@@ -71,6 +79,7 @@ class Buffer {
   size_t bytes_ = 0;
   Device device_{};
   Allocator* allocator_ = nullptr;
+  mutable std::atomic<uint64_t> version_{0};
 };
 
 }  // namespace tranq

@@ -31,7 +31,9 @@ AccumulateFn& accumulator(DeviceType t) {
 
 }  // namespace
 
-void register_grad_accumulator(DeviceType type, AccumulateFn fn) { accumulator(type) = fn; }
+void register_grad_accumulator(DeviceType type, AccumulateFn fn) {
+  accumulator(type) = fn;
+}
 
 void accumulate_grad(const Tensor& dst, const Tensor& src) {
   check_same_shape(dst, src, "accumulate_grad");
@@ -42,9 +44,15 @@ void accumulate_grad(const Tensor& dst, const Tensor& src) {
   fn(dst, src);
 }
 
-bool grad_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
 bool needs_grad(const std::vector<Tensor>& inputs) {
   if (!g_grad_enabled) return false;
@@ -58,6 +66,8 @@ Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs, Backw
   auto node = std::make_shared<Node>();
   node->name = name;
   node->inputs = std::move(inputs);
+  node->versions.reserve(node->inputs.size());
+  for (const Tensor& in : node->inputs) node->versions.push_back(in.version());
   node->backward = std::move(backward);
   output.set_grad_fn(std::move(node));
   return output;
@@ -69,10 +79,14 @@ namespace {
 // the same impl (add's backward returns {g, g}), or another impl on the same storage (a view,
 // e.g. reshape's backward returns g.reshape(...)). The engine's own handles count too, so it
 // drops them as soon as it is done with them.
-bool shared(const Tensor& t) { return t.use_count() > 1 || t.storage().use_count() > 1; }
+bool shared(const Tensor& t) {
+  return t.use_count() > 1 || t.storage().use_count() > 1;
+}
 
 // True when the engine may add into t in place.
-bool writable(const Tensor& t) { return t.is_contiguous() && !shared(t); }
+bool writable(const Tensor& t) {
+  return t.is_contiguous() && !shared(t);
+}
 
 // Adds g into an interior node's pending gradient. Slots take closures' results as they are, so
 // a slot may alias other slots, the caller's root gradient or a closure's saved tensors; it is
@@ -107,7 +121,8 @@ void add_into_leaf(const Tensor& leaf, Tensor g) {
 }  // namespace
 
 void run_backward(const Tensor& root, const Tensor& grad_in) {
-  TRANQ_CHECK(root.requires_grad(), "backward(): tensor {} does not require grad", tensor_str(root));
+  TRANQ_CHECK(root.requires_grad(), "backward(): tensor {} does not require grad",
+              tensor_str(root));
   // grad_in stays the caller's: nothing below writes into it (it is shared with the caller's
   // handle, so every write goes to a copy).
   Tensor grad = grad_in;
@@ -153,6 +168,14 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
     grads.erase(found);
     TRANQ_CHECK(node->backward, "backward through '{}' a second time: the graph was already freed",
                 node->name);
+    for (size_t i = 0; i < node->inputs.size(); ++i) {
+      const uint64_t now = node->inputs[i].version();
+      TRANQ_CHECK(now == node->versions[i],
+                  "backward(): input {} of '{}' ({}) was written in place (copy_, fill_, zero_ or "
+                  "an optimizer step) after '{}' used it (version {}, now {}); clone it before "
+                  "writing to it, or run backward() first",
+                  i, node->name, tensor_str(node->inputs[i]), node->name, node->versions[i], now);
+    }
     std::vector<Tensor> in_grads;
     {
       NoGradGuard no_grad;

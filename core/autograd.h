@@ -13,6 +13,9 @@
 //    a gradient passed to backward(grad) is left unchanged.
 //  - The graph is freed after backward (closures are released): a second backward through
 //    the same graph throws.
+//  - An input that was written in place after the op used it (Tensor::copy_, fill_, zero_, an
+//    optimizer step: Tensor::version changed) makes backward throw ValueError naming the op,
+//    as PyTorch does, instead of differentiating with values the forward did not see.
 //  - Closures must not capture their own output tensor (that would be a reference cycle);
 //    capture output.detach() instead.
 #include <functional>
@@ -30,6 +33,7 @@ struct Node {
   std::string name;
   std::vector<Tensor> inputs;  // one returned gradient per input, in this order
   BackwardFn backward;
+  std::vector<uint64_t> versions;  // inputs' Tensor::version() when the op ran
 };
 
 // True unless a NoGradGuard is alive on this thread.

@@ -369,9 +369,18 @@ Tensor host_mirror(const Tensor& t) {
 
 }  // namespace
 
+uint64_t Tensor::version() const {
+  return defined() && impl_->storage ? impl_->storage->version() : 0;
+}
+
+void Tensor::bump_version() const {
+  if (defined() && impl_->storage) impl_->storage->bump_version();
+}
+
 void Tensor::copy_(const Tensor& src) const {
   TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(),
               "copy_: source {} does not match {}", tensor_str(src), tensor_str(*this));
+  bump_version();
   if (device().is_cpu() && src.device().is_cpu()) {
     strided_copy_cpu(*this, src);
     return;
@@ -404,9 +413,10 @@ void Tensor::copy_(const Tensor& src, bool non_blocking) const {
   }
   TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(),
               "copy_: source {} does not match {}", tensor_str(src), tensor_str(*this));
+  bump_version();
   if (nbytes() > 0)
-    backend_for(device().type).copy_from_pinned_async(raw_data(), device(), src.raw_data(),
-                                                      nbytes());
+    backend_for(device().type)
+        .copy_from_pinned_async(raw_data(), device(), src.raw_data(), nbytes());
 }
 
 Tensor Tensor::to(Device dev) const {
@@ -445,6 +455,7 @@ Tensor Tensor::to(DType dt) const {
 }
 
 void Tensor::fill_(double value) const {
+  bump_version();
   if (value == 0.0 && is_contiguous()) {
     backend_for(device().type).fill_zero(raw_data(), device(), nbytes());
     return;

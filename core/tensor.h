@@ -71,7 +71,7 @@ class Tensor {
   // history: a gradient does not flow through them. Differentiable reshapes are the ops in
   // layers/functional.h (ops::reshape, ops::flatten).
   Tensor view(const Shape& shape) const;
-  Tensor reshape(const Shape& shape) const;  // a view when possible, a copy otherwise
+  Tensor reshape(const Shape& shape) const;     // a view when possible, a copy otherwise
   Tensor flatten(int64_t start_dim = 0) const;  // reshape(flattened_shape(shape(), start_dim))
   // Elements [start, start + length) of dim; needs 0 <= start <= size(dim), 0 <= length <=
   // size(dim) - start.
@@ -99,6 +99,12 @@ class Tensor {
   void copy_(const Tensor& src, bool non_blocking) const;
   void fill_(double value) const;  // value converted to dtype() as in to(DType)
   void zero_() const;
+  // The in-place writes to this tensor's memory so far (Buffer::version; shared by views), and
+  // marking one: what ops that write a tensor in place outside this API (an optimizer step)
+  // call, so that a backward through a graph that saved the tensor fails instead of using the
+  // new values. 0 / nothing for an undefined tensor.
+  uint64_t version() const;
+  void bump_version() const;
 
   template <class T>
   std::vector<T> to_vector() const;

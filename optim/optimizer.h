@@ -117,6 +117,7 @@ void Optimizer::for_each_update(F&& update) {
       ParamState& s = state_[gi][i];
       ++s.step;
       update(g, i, s, grads[gi][i]);
+      g.params[i].bump_version();  // a graph that saved the old values cannot backward now
     }
   }
   ++steps_;

@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "gradcheck.h"
 #include "layers/functional.h"
+#include "optim/optimizer.h"
 
 using namespace tranq;
 
@@ -89,7 +90,7 @@ TEST(Autograd, GradientsAccumulateAcrossBackwardCalls) {
 TEST(Autograd, InputUsedTwiceSumsBothPaths) {
   Tensor x = Tensor::from_vector<double>({2}, {1});
   x.set_requires_grad(true);
-  Tensor y = ops::add(x, x);  // both gradients alias the same incoming tensor
+  Tensor y = ops::add(x, x);            // both gradients alias the same incoming tensor
   ops::sum(ops::mul(y, x)).backward();  // 2x^2 -> 4x
   EXPECT_DOUBLE_EQ(x.grad().item(), 8.0);
 }
@@ -121,18 +122,20 @@ TEST(Autograd, ElementwiseGradients) {
   b.set_requires_grad(true);
   test::expect_gradients_match(
       [](const std::vector<Tensor>& in) {
-        return ops::relu6(ops::scale(ops::add(ops::sub(ops::mul(in[0], in[1]), in[1]), in[0]), 4.0));
+        return ops::relu6(
+            ops::scale(ops::add(ops::sub(ops::mul(in[0], in[1]), in[1]), in[0]), 4.0));
       },
       {a, b});
   test::expect_gradients_match(
-      [](const std::vector<Tensor>& in) { return ops::mean(ops::relu(ops::flatten(in[0], 0))); }, {a});
+      [](const std::vector<Tensor>& in) { return ops::mean(ops::relu(ops::flatten(in[0], 0))); },
+      {a});
 }
 
 TEST(Autograd, ReluKinkIsSkippedNotFailed) {
   Tensor x = Tensor::from_vector<double>({0.0, 0.5, -0.5, 1.0}, {4});
   x.set_requires_grad(true);
   test::expect_gradients_match([](const std::vector<Tensor>& in) { return ops::relu(in[0]); }, {x},
-                                  {1e-6, 1e-6, 0.3});
+                               {1e-6, 1e-6, 0.3});
 }
 
 // ---- gradients that alias one another (add's backward returns {g, g}) ----
@@ -143,7 +146,9 @@ Tensor leaf(const std::vector<double>& v) {
   t.set_requires_grad(true);
   return t;
 }
-bool same_memory(const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); }
+bool same_memory(const Tensor& a, const Tensor& b) {
+  return a.storage() == b.storage();
+}
 }  // namespace
 
 TEST(AutogradAliasing, PassThroughGradientIsNotAddedIntoInPlace) {
@@ -367,4 +372,64 @@ TEST(CachingAllocator, ReusesFreedBlocksOfTheSameSizeAndRespectsItsCap) {
     cache.deallocate(c, 300);
   }
   EXPECT_EQ(up.frees, up.allocs) << "everything returned upstream at destruction";
+}
+
+// Version counters: an input written in place between an op and its backward makes backward
+// throw, naming the op, instead of differentiating with values the forward did not see.
+TEST(AutogradVersions, WritingASavedInputInPlaceMakesBackwardThrow) {
+  Tensor x = Tensor::from_vector<double>({1, 2, 3}, {3});
+  Tensor w = Tensor::from_vector<double>({4, 5, 6}, {3});
+  x.set_requires_grad(true);
+  Tensor loss = ops::sum(ops::mul(x, w));
+  const uint64_t before = w.version();
+  w.copy_(Tensor::from_vector<double>({7, 8, 9}, {3}));
+  EXPECT_EQ(w.version(), before + 1);
+  try {
+    loss.backward();
+    FAIL() << "backward used an input written in place";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("'mul'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("in place"), std::string::npos) << e.what();
+  }
+}
+
+TEST(AutogradVersions, ViewsShareTheCounterAndFillCounts) {
+  Tensor x = Tensor::from_vector<double>({1, 2, 3, 4}, {2, 2});
+  x.set_requires_grad(true);
+  Tensor loss = ops::sum(ops::mul(x, x));
+  x.detach().narrow(0, 1, 1).fill_(0.0);  // a view of the saved input
+  EXPECT_THROW(loss.backward(), ValueError);
+}
+
+TEST(AutogradVersions, AnOptimizerStepBeforeBackwardIsCaught) {
+  Tensor w = Tensor::from_vector<double>({1, -2}, {2});
+  w.set_requires_grad(true);
+  optim::ParamGroup g;
+  g.params = {w};
+  g.names = {"w"};
+  g.lr = g.base_lr = 0.1;
+  auto opt = optim::make_optimizer("sgd", {g});
+  Tensor loss = ops::sum(ops::mul(w, w));
+  w.set_grad(Tensor::from_vector<double>({1, 1}, {2}));
+  opt->step();  // w changed after mul saved it
+  EXPECT_THROW(loss.backward(), ValueError);
+  // The usual order works: forward, backward, step, then the next forward.
+  opt->zero_grad();
+  Tensor loss2 = ops::sum(ops::mul(w, w));
+  loss2.backward();
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{2 * 0.9, 2 * -2.1}));
+  opt->step();
+  EXPECT_NO_THROW(ops::sum(ops::mul(w, w)).backward());
+}
+
+TEST(AutogradVersions, WritesToOtherTensorsAndAfterBackwardAreFine) {
+  Tensor x = Tensor::from_vector<double>({1, 2}, {2});
+  Tensor other = Tensor::zeros({2}, DType::f64);
+  x.set_requires_grad(true);
+  Tensor loss = ops::sum(ops::scale(x, 3.0));
+  other.fill_(1.0);
+  loss.backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 3}));
+  x.detach().fill_(5.0);  // the graph is done with x
+  EXPECT_EQ(x.to_vector<double>(), (std::vector<double>{5, 5}));
 }
