@@ -1,9 +1,11 @@
 #include "apps/run_setup.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
 #include "core/safetensors.h"
+#include "kernels/quant_math.h"
 #include "layers/compute_precision.h"
 #include "models/registry.h"
 #include "optim/trs.h"
@@ -73,6 +75,19 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
                       {"first_last_bits", cfg.first_last_bits}};
     quant::quantize_model(*run.model, quantize_options(run.quant_meta));
     layers = quant::quantized_layers(*run.model);
+    if (trs) {
+      // Layers at other bit widths (--first-last-bits) are full precision in the method: R_0 is
+      // set for --wbits, and an 8-bit layer's rate at the same LR is far higher, so TRS would
+      // all but stop them. They train with the base recipe and are not scheduled or counted.
+      const kernels::QuantRange r = kernels::weight_range(cfg.weight_bits);
+      layers.erase(std::remove_if(layers.begin(), layers.end(),
+                                  [&](const auto& l) {
+                                    const kernels::QuantRange q = l.second->weight_range();
+                                    return q.lo != r.lo || q.hi != r.hi || q.g != r.g ||
+                                           q.binary_sign != r.binary_sign;
+                                  }),
+                   layers.end());
+    }
     // One group per quantized weight, so TRS can give each layer its own TALR.
     for (auto& [name, q] : layers) {
       optim::ParamGroup g = group(cfg.lr, cfg.momentum, cfg.weight_decay);
@@ -82,9 +97,11 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
       groups.push_back(g);
     }
   }
-  // Quantizer scales: own LR, no momentum, no weight decay. Everything else: the base recipe.
+  // Quantizer scales: own LR, no momentum (for Adam: beta1 = 0), no weight decay. Everything
+  // else: the base recipe.
   optim::ParamGroup scales = group(cfg.scale_lr, 0.0, 0.0),
                     rest = group(cfg.lr, cfg.momentum, cfg.weight_decay);
+  scales.beta1 = 0.0;
   for (auto& [n, t] : run.model->named_parameters()) {
     bool in_layer_group = false;
     for (size_t i = 0; i < layers.size(); ++i)

@@ -10,8 +10,8 @@ void axpby(double alpha, const Tensor& a, double beta, const Tensor& b,
            const Tensor& out);                                  // out = alpha*a + beta*b
 void mul(const Tensor& a, const Tensor& b, const Tensor& out);  // out = a * b
 void scale(const Tensor& a, double s, const Tensor& out);       // out = s * a
-void relu_forward(const Tensor& x, const Tensor& y,
-                  double cap);  // cap <= 0: plain ReLU, else min(max(x,0),cap)
+// cap <= 0: plain ReLU, else min(max(x,0),cap); NaN stays NaN (as in PyTorch).
+void relu_forward(const Tensor& x, const Tensor& y, double cap);
 void relu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx,
                    double cap);  // dx = dy where 0 < x (< cap)
 // out (shape []) = sum of all elements; summed in a fixed order for a fixed thread count.

@@ -5,7 +5,7 @@
 namespace tranq {
 
 Dropout::Dropout(double p, uint64_t seed) : p_(p), rng_(seed) {
-  TRANQ_CHECK(p >= 0.0 && p < 1.0, "Dropout: p must be in [0, 1), got {}", p);
+  TRANQ_CHECK(p >= 0.0 && p <= 1.0, "Dropout: p must be in [0, 1], got {}", p);
 }
 
 Tensor Dropout::forward(const Tensor& x) {

@@ -1,6 +1,8 @@
 #pragma once
 // ResNets with BasicBlocks: torchvision's resnet18/resnet34 (ImageNet stem) and the CIFAR
-// resnet20 of He et al. 2016 §4.2 (3x3 stem, 16/32/64 channels, projection shortcuts).
+// resnet20 of He et al. 2016 §4.2 (3x3 stem, 16/32/64 channels), with 1x1-conv + BN projection
+// shortcuts where the shape changes (the paper's option B; its CIFAR models use option A,
+// zero-padding identity shortcuts: 269,722 parameters for 10 classes against 272,474 here).
 // Module names and state-dict layout follow torchvision ("layer1.0.conv1.weight",
 // "layer2.0.downsample.0.weight", "fc.bias", ...).
 //

@@ -1,6 +1,7 @@
 // The fused batch norm + residual + ReLU against its specification, the unfused chain.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "core/autograd.h"
@@ -97,6 +98,27 @@ TEST(BatchNormAct, EvalModeMatchesChain) {
   EXPECT_TRUE(test::bitwise_equal(ya, yb));
   EXPECT_TRUE(test::bitwise_equal(rm, rm0));  // eval leaves the running statistics alone
   EXPECT_TRUE(test::bitwise_equal(rv, rv0));
+}
+
+// A NaN is not hidden by the ReLU (as in PyTorch), so a diverging network shows a NaN loss.
+TEST(BatchNormAct, ReluKeepsNaN) {
+  Inputs a = make_inputs({2, 3, 2, 2}, DType::f64, 41);
+  a.x.data<double>()[5] = std::nan("");
+  Tensor rm = test::random_tensor({3}, 42, -0.5, 0.5), rv = test::random_tensor({3}, 43, 0.5, 2);
+  for (bool residual : {false, true}) {
+    const std::vector<double> y = fused(a, rm, rv, false, residual, true).to_vector<double>();
+    for (size_t i = 0; i < y.size(); ++i)
+      EXPECT_EQ(std::isnan(y[i]), i == 5) << i << " residual " << residual;
+    EXPECT_TRUE(std::isnan(chain(a, rm, rv, false, residual, true).to_vector<double>()[5]));
+  }
+  for (DType dt : {DType::f32, DType::f64}) {
+    const Tensor x = Tensor::from_vector<double>({std::nan(""), -1.0, 0.5, 9.0}, {4}).to(dt);
+    const std::vector<double> r = ops::relu(x).to(DType::f64).to_vector<double>();
+    const std::vector<double> r6 = ops::relu6(x).to(DType::f64).to_vector<double>();
+    EXPECT_TRUE(std::isnan(r[0]) && std::isnan(r6[0]));
+    EXPECT_EQ(std::vector<double>(r.begin() + 1, r.end()), (std::vector<double>{0.0, 0.5, 9.0}));
+    EXPECT_EQ(std::vector<double>(r6.begin() + 1, r6.end()), (std::vector<double>{0.0, 0.5, 6.0}));
+  }
 }
 
 TEST(BatchNormAct, FiniteDifferenceGradients) {

@@ -5,6 +5,7 @@
 #include "core/autograd.h"
 #include "core/parallel.h"
 #include "gradcheck.h"
+#include "layers/dropout.h"
 #include "layers/functional.h"
 
 using namespace tranq;
@@ -86,4 +87,9 @@ TEST(Dropout, AllDroppedAtPOneAndBadP) {
   for (float v : ops::dropout(x, 1.0, true, rng).to_vector<float>()) EXPECT_EQ(v, 0.0f);
   EXPECT_THROW(ops::dropout(x, 1.5, true, rng), ValueError);
   EXPECT_THROW(ops::dropout(x, -0.1, true, rng), ValueError);
+  // The module takes p = 1 too (as torch.nn.Dropout does), and rejects p outside [0, 1].
+  Dropout all(1.0, 3);
+  all.train();
+  for (float v : all(x).to_vector<float>()) EXPECT_EQ(v, 0.0f);
+  EXPECT_THROW(Dropout(1.5, 3), ValueError);
 }

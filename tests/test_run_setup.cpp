@@ -1,6 +1,7 @@
 // Checks of apps/run_setup.cpp: build_run's parameter groups, export_integer_model and load_weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -81,6 +82,8 @@ TEST(BuildRun, QatGroups) {
     EXPECT_EQ(rest.weight_decay, cfg.weight_decay);
     EXPECT_EQ(scales.lr, cfg.scale_lr);
     EXPECT_EQ(scales.momentum, 0.0);
+    EXPECT_EQ(scales.beta1, 0.0);  // no momentum under Adam either
+    EXPECT_EQ(rest.beta1, 0.9);
     EXPECT_FALSE(scales.nesterov);
     EXPECT_EQ(scales.weight_decay, 0.0);
     for (auto& n : scales.names) {
@@ -99,6 +102,35 @@ TEST(BuildRun, QatGroups) {
       for (size_t i = 0; i < layers.size(); ++i) EXPECT_EQ(groups[i].lr, cfg.lr);  // talr_init 0 -> --lr
       EXPECT_EQ(rest.lr, 0.777);
       EXPECT_EQ(run.qat->trs()->initial_target(), 5e-3 * std::sqrt(2.0));
+    }
+  }
+}
+
+// --first-last-bits layers are not scheduled under TRS (the method keeps them in full
+// precision; R_0 is set for --wbits): they train with the base recipe and plain QAT still
+// counts their transitions.
+TEST(BuildRun, FirstLastBitsLayersAreNotScheduledUnderTrs) {
+  for (std::string optname : {"sgd", "sgdt"}) {
+    SCOPED_TRACE(optname);
+    auto cfg = qat_config(optname);
+    cfg.first_last_bits = 8;
+    app::RunSetup run = app::build_run(cfg, 1, 10, 100);
+    ASSERT_TRUE(run.qat);
+    auto layers = quant::quantized_layers(*run.model);
+    ASSERT_EQ(layers.size(), 22u);  // conv1 and fc too
+    std::vector<std::string> counted;
+    for (const auto& l : run.qat->last()) counted.push_back(l.name);
+    const bool trs = optname == "sgdt";
+    EXPECT_EQ(counted.size(), trs ? 20u : 22u);
+    const bool has_first = std::find(counted.begin(), counted.end(), "conv1") != counted.end();
+    EXPECT_EQ(has_first, !trs);
+    if (trs) {
+      EXPECT_EQ(run.qat->trs()->layer_names(), counted);
+      // conv1.weight and fc.weight sit in the base-recipe group, not a TALR group.
+      auto& groups = run.opt->param_groups();
+      const auto& rest = groups[groups.size() - 2];
+      EXPECT_NE(std::find(rest.names.begin(), rest.names.end(), "conv1.weight"), rest.names.end());
+      EXPECT_NE(std::find(rest.names.begin(), rest.names.end(), "fc.weight"), rest.names.end());
     }
   }
 }

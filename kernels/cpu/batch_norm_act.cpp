@@ -20,12 +20,12 @@ void write_run(const T* x, const T* r, T* y, int64_t n, T m, T scale, T b) {
   if (r) {
     for (int64_t i = 0; i < n; ++i) {
       const T z = T((x[i] - m) * scale + b) + r[i];
-      y[i] = Relu ? (z > T(0) ? z : T(0)) : z;
+      y[i] = Relu ? (z <= T(0) ? T(0) : z) : z;
     }
   } else {
     for (int64_t i = 0; i < n; ++i) {
       const T z = (x[i] - m) * scale + b;
-      y[i] = Relu ? (z > T(0) ? z : T(0)) : z;
+      y[i] = Relu ? (z <= T(0) ? T(0) : z) : z;
     }
   }
 }

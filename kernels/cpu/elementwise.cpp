@@ -79,10 +79,10 @@ void relu_forward(const Tensor& x, const Tensor& y, double cap) {
     if (cap > 0) {
       const T c = static_cast<T>(cap);
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-      for (int64_t i = 0; i < n; ++i) py[i] = px[i] > T(0) ? (px[i] < c ? px[i] : c) : T(0);
+      for (int64_t i = 0; i < n; ++i) py[i] = px[i] <= T(0) ? T(0) : (px[i] >= c ? c : px[i]);
     } else {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
-      for (int64_t i = 0; i < n; ++i) py[i] = px[i] > T(0) ? px[i] : T(0);
+      for (int64_t i = 0; i < n; ++i) py[i] = px[i] <= T(0) ? T(0) : px[i];
     }
   });
 }

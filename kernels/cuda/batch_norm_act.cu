@@ -187,7 +187,7 @@ __global__ void write_kernel(const T* x, const T* residual, T* y, L l, const T* 
     T z = mul_rn(add_rn(x[i], -mean[c]), scale[c]);
     z = add_rn(z, bias ? bias[c] : T(0));
     if (residual) z = add_rn(z, residual[i]);
-    y[i] = kRelu ? (z > T(0) ? z : T(0)) : z;
+    y[i] = kRelu ? (z <= T(0) ? T(0) : z) : z;  // NaN stays NaN, as on the CPU
   }
 }
 

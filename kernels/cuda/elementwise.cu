@@ -57,14 +57,14 @@ struct ScaleOp {
   T s;
   __device__ T operator()(T x, T) const { return mul_rn(s, x); }
 };
-// min(max(x, 0), cap) with the CPU's comparisons (NaN becomes 0, as there).
+// min(max(x, 0), cap) with the CPU's comparisons (NaN stays NaN, as there and in PyTorch).
 template <class T>
 struct ReluOp {
   T cap;
   bool capped;
   __device__ T operator()(T x, T) const {
-    if (capped) return x > T(0) ? (x < cap ? x : cap) : T(0);
-    return x > T(0) ? x : T(0);
+    if (capped) return x <= T(0) ? T(0) : (x >= cap ? cap : x);
+    return x <= T(0) ? T(0) : x;
   }
 };
 // dy where 0 < x < cap (cap = inf when uncapped); the kinks get 0, as in PyTorch.
