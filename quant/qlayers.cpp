@@ -68,6 +68,9 @@ QuantizedLayer::QuantizedLayer(Tensor weight, Tensor bias, const QuantSpec& spec
                                           : register_buffer("weight_scale", ws);
   if (spec.act_bits != 0)
     act_scale_ = register_parameter("act_scale", Tensor::ones({1}, weight.dtype(), weight.device()));
+  if (spec.output_scale)
+    output_scale_ = register_parameter("output_scale",
+                                       Tensor::ones({n_scales}, weight.dtype(), weight.device()));
   codes_ = register_buffer("weight_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
   prev_codes_ =
       register_buffer("weight_prev_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
@@ -85,6 +88,18 @@ void QuantizedLayer::init_weight_scale() {
     s[r] = scale_from(moments_of(weight_.to(Device::cpu()), r, rows), weight_range(), spec_.scale_init,
                       false);
   weight_scale_.copy_(Tensor::from_vector(s, {rows}).to(weight_scale_.dtype()).to(weight_scale_.device()));
+  init_output_scale();
+}
+
+void QuantizedLayer::init_output_scale() {
+  if (!output_scale_.defined()) return;
+  auto s = weight_scale_.detach().to(Device::cpu()).to(DType::f64).contiguous().to_vector<double>();
+  const double a =
+      act_scale_.defined() ? std::fabs(act_scale_.detach().to(Device::cpu()).item()) : 1.0;
+  for (double& v : s) v = std::fabs(v) * a;
+  output_scale_.copy_(Tensor::from_vector(s, {static_cast<int64_t>(s.size())})
+                          .to(output_scale_.dtype())
+                          .to(output_scale_.device()));
 }
 
 Tensor QuantizedLayer::quantized_input(const Tensor& x_in) {
@@ -96,6 +111,7 @@ Tensor QuantizedLayer::quantized_input(const Tensor& x_in) {
     const double s = scale_from(moments_of(x.detach().to(Device::cpu()), 0, 1), act_range(),
                                 spec_.scale_init, true);
     act_scale_.fill_(s);
+    init_output_scale();
   }
   return fake_quantize(x, act_scale_, act_range(), spec_.lsq_grad_scale);
 }
@@ -131,6 +147,30 @@ Tensor QuantizedLayer::compute_codes() const {
   return codes;
 }
 
+namespace {
+
+// v ([1] or [C]) repeated to `shape` = [N, C, rest...] along dim 1, with autograd (the
+// functional ops do not broadcast): products with ones, which are exact.
+Tensor broadcast_channels(const Tensor& v, const Shape& shape) {
+  const int64_t n = shape[0], c = shape[1], rest = shape_numel(shape) / (n * c);
+  const DType dt = v.dtype();
+  const Device dev = v.device();
+  Tensor row = v.numel() == 1 ? ops::matmul(ops::reshape(v, {1, 1}), Tensor::ones({1, c}, dt, dev))
+                              : ops::reshape(v, {1, c});
+  // [N,1]@[1,C] -> [N,C], then [N*C,1]@[1,rest] -> [N*C,rest].
+  Tensor nc = ops::matmul(Tensor::ones({n, 1}, dt, dev), row);
+  if (rest == 1) return ops::reshape(nc, shape);
+  Tensor ncr = ops::matmul(ops::reshape(nc, {n * c, 1}), Tensor::ones({1, rest}, dt, dev));
+  return ops::reshape(ncr, shape);
+}
+
+}  // namespace
+
+Tensor QuantizedLayer::scale_and_bias(const Tensor& y) const {
+  Tensor out = ops::mul(y, broadcast_channels(output_scale_, y.shape()));
+  return bias_.defined() ? ops::add(out, broadcast_channels(bias_, y.shape())) : out;
+}
+
 QConv2d::QConv2d(const Conv2d& fp, const QuantSpec& spec)
     : QuantizedLayer(fp.weight(), fp.bias(), spec), params_(fp.conv_params()),
       in_channels_(fp.in_channels()) {
@@ -140,7 +180,11 @@ QConv2d::QConv2d(const Conv2d& fp, const QuantSpec& spec)
 Tensor QConv2d::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 4 && x.size(1) == in_channels_,
               "QConv2d: expected input [N, {}, H, W], got {}", in_channels_, tensor_str(x));
-  return ops::conv2d(quantized_input(x), quantized_weight(), bias(), params_, compute_precision());
+  if (!output_scale().defined())
+    return ops::conv2d(quantized_input(x), quantized_weight(), bias(), params_,
+                       compute_precision());
+  return scale_and_bias(
+      ops::conv2d(quantized_input(x), quantized_weight(), Tensor(), params_, compute_precision()));
 }
 
 QLinear::QLinear(const Linear& fp, const QuantSpec& spec)
@@ -151,7 +195,10 @@ QLinear::QLinear(const Linear& fp, const QuantSpec& spec)
 Tensor QLinear::forward(const Tensor& x) {
   TRANQ_CHECK(x.dim() == 2 && x.size(1) == in_features_, "QLinear: expected input [N, {}], got {}",
               in_features_, tensor_str(x));
-  return ops::linear(quantized_input(x), quantized_weight(), bias(), compute_precision());
+  if (!output_scale().defined())
+    return ops::linear(quantized_input(x), quantized_weight(), bias(), compute_precision());
+  return scale_and_bias(
+      ops::linear(quantized_input(x), quantized_weight(), Tensor(), compute_precision()));
 }
 
 }  // namespace tranq::quant

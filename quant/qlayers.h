@@ -1,11 +1,14 @@
 #pragma once
 // Quantized layers for QAT: QConv2d and QLinear fake-quantize their weights (signed codes) and
 // their input (unsigned codes) with the modified LSQ quantizer of docs/trs-method.md, then run
-// the float op. No post-scaling: the BN that follows absorbs the scale.
+// the float op. No post-scaling: the BN that follows absorbs the scale. A layer with no
+// normalization after it (QuantSpec::output_scale; quantize_model sets it on the last Linear)
+// multiplies its output by a learnable output scale instead: y = o * op(x_q, W_q) + b.
 //
 // State dict of a quantized layer (besides the float layer's weight/bias):
 //   weight_scale       [1] or [O] (per channel)  parameter, or a frozen buffer under TRS
 //   act_scale          [1]                       parameter (absent when the input is not quantized)
+//   output_scale       weight_scale's shape      parameter (only with QuantSpec::output_scale)
 //   weight_codes       int8, weight's shape      buffer: codes at the last transition count
 //   weight_prev_codes  int8, weight's shape      buffer: each weight's code before its last transition
 #include <memory>
@@ -32,6 +35,12 @@ struct QuantSpec {
   bool learn_weight_scale = true;
   bool lsq_grad_scale = false;   // multiply scale gradients by 1/sqrt(N*Qp)
   ScaleInit scale_init = ScaleInit::three_std;
+  // A learnable output scale o (one per output channel with per_channel, else one), applied
+  // before the bias: y = o * op(x_q, W_q) + b. For a layer with no BN after it, which would
+  // otherwise output op(x, W) / (|s_w| * |s_a|). Initialised to |s_w| * |s_a| whenever the
+  // weight scale is initialised or the activation scale calibrated; o itself is used as is
+  // (a plain multiplier, not a divisor, so no |.|).
+  bool output_scale = false;
 };
 
 // The float op runs in compute_precision(), taken from the float layer it replaces (and set
@@ -42,13 +51,20 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
   const Tensor& weight() const { return weight_; }
   const Tensor& weight_scale() const { return weight_scale_; }
   const Tensor& act_scale() const { return act_scale_; }  // undefined when act_bits == 0
+  // Undefined unless spec().output_scale.
+  const Tensor& output_scale() const { return output_scale_; }
   const Tensor& codes() const { return codes_; }
   const Tensor& prev_codes() const { return prev_codes_; }
   kernels::QuantRange weight_range() const;
   kernels::QuantRange act_range() const;
 
-  // Sets the weight scale from the current latent weights (spec().scale_init).
+  // Sets the weight scale from the current latent weights (spec().scale_init), and the
+  // output scale (if any) from the new weight scale (init_output_scale).
   void init_weight_scale();
+  // Sets the output scale (if any) to |s_w| * |s_a| (|s_w| alone without act_scale), so the
+  // output starts equal to the float layer's up to quantization error. Calibration calls it
+  // after setting the activation scale.
+  void init_output_scale();
   // While calibrating, forward() first sets the activation scale from its input.
   void set_calibrating(bool on) { calibrating_ = on; }
   // Integer mode: the layer computes with its stored codes (weight_codes, dequantized) instead
@@ -74,10 +90,13 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
   // Uses and drops a prepared weight (set_prepared_weight) when there is one.
   Tensor quantized_weight();
   const Tensor& bias() const { return bias_; }
+  // With an output scale: y (the op's output without bias, [N, O, ...]) times the output scale,
+  // plus the bias.
+  Tensor scale_and_bias(const Tensor& y) const;
 
  private:
   QuantSpec spec_;
-  Tensor weight_, bias_, weight_scale_, act_scale_, codes_, prev_codes_;
+  Tensor weight_, bias_, weight_scale_, act_scale_, output_scale_, codes_, prev_codes_;
   Tensor prepared_weight_;
   bool calibrating_ = false;
   bool integer_mode_ = false;

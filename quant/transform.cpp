@@ -25,6 +25,8 @@ std::vector<std::string> quantize_model(Module& model, const QuantizeOptions& op
       if (opt.first_last_bits == 0) continue;
       spec.weight_bits = opt.first_last_bits;
       spec.act_bits = name == first_conv ? 0 : opt.first_last_bits;
+      // The last layer has no BN after it to absorb 1/(s_w*s_a).
+      spec.output_scale = name == last_linear;
     }
     const size_t dot = name.rfind('.');
     const std::string parent = dot == std::string::npos ? "" : name.substr(0, dot);
@@ -53,9 +55,12 @@ void calibrate_activation_scales(Module& model, const Tensor& batch) {
   NamedTensors saved;
   for (auto& [n, t] : model.named_buffers()) saved.emplace_back(n, t.clone());
   auto layers = quantized_layers(model);
-  std::vector<Tensor> saved_scales;
-  for (auto& [n, q] : layers)
+  // Calibration also re-initialises output scales from the new activation scales.
+  std::vector<Tensor> saved_scales, saved_out;
+  for (auto& [n, q] : layers) {
     saved_scales.push_back(q->act_scale().defined() ? q->act_scale().clone() : Tensor());
+    saved_out.push_back(q->output_scale().defined() ? q->output_scale().clone() : Tensor());
+  }
   // Each module's own mode (a model in training may hold frozen, eval-mode parts); named_modules
   // lists parents before children, so restoring in order leaves every module as it was.
   std::vector<std::pair<Module*, bool>> modes;
@@ -75,8 +80,10 @@ void calibrate_activation_scales(Module& model, const Tensor& batch) {
     model.forward(batch);
   } catch (...) {
     restore();
-    for (size_t i = 0; i < layers.size(); ++i)
+    for (size_t i = 0; i < layers.size(); ++i) {
       if (saved_scales[i].defined()) layers[i].second->act_scale().copy_(saved_scales[i]);
+      if (saved_out[i].defined()) layers[i].second->output_scale().copy_(saved_out[i]);
+    }
     throw;
   }
   restore();

@@ -12,7 +12,8 @@ struct QuantizeOptions {
   QuantSpec spec;
   // The first conv and the last linear layer stay full precision when 0 (common practice);
   // with 8 they are quantized to 8-bit weights (the first conv's input, the image, is not
-  // quantized; the last layer's input gets 8-bit activations).
+  // quantized; the last layer's input gets 8-bit activations). The quantized last linear gets
+  // an output scale (QuantSpec::output_scale), since no BN follows it.
   int first_last_bits = 0;
 };
 
@@ -23,7 +24,8 @@ std::vector<std::string> quantize_model(Module& model, const QuantizeOptions& op
 std::vector<std::pair<std::string, QuantizedLayer*>> quantized_layers(Module& model);
 
 // Sets every quantized layer's activation scale from one forward of `batch` (training mode,
-// no gradient), as the method initialises them from the first training batch; BN running
+// no gradient), as the method initialises them from the first training batch (and output
+// scales to |s_w|*|s_a|, QuantizedLayer::init_output_scale); BN running
 // statistics and other buffers are restored afterwards so calibration leaves no other trace.
 void calibrate_activation_scales(Module& model, const Tensor& batch);
 

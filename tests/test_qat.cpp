@@ -273,4 +273,151 @@ TEST(QLayer, FrozenWeightScaleIsABuffer) {
   EXPECT_FALSE(q.weight_scale().requires_grad());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Output scale: a layer with no BN after it outputs o * op(x_q, W_q) + b, o = |s_w|*|s_a|.
+
+double rel_error(const Tensor& y, const Tensor& ref) {
+  auto a = y.contiguous().to(DType::f64).to_vector<double>();
+  auto b = ref.contiguous().to(DType::f64).to_vector<double>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+template <class Layer>
+void calibrate(Layer& q, const Tensor& x) {
+  NoGradGuard ng;
+  q.set_calibrating(true);
+  q(x);
+  q.set_calibrating(false);
+}
+
+QuantSpec with_output_scale(QuantSpec s) {
+  s.output_scale = true;
+  return s;
+}
+
+class OutputScale : public ::testing::TestWithParam<bool> {};
+
+TEST_P(OutputScale, LinearStartsAtTheFloatOutput) {
+  const bool per_channel = GetParam();
+  Linear fp(32, 6, true, DType::f32, 3);
+  QLinear q(fp, with_output_scale(spec_of(8, 8, per_channel)));
+  ASSERT_TRUE(q.output_scale().defined());
+  EXPECT_TRUE(q.output_scale().requires_grad());
+  EXPECT_EQ(q.output_scale().shape(), q.weight_scale().shape());
+  // Inputs up to 20 make s_a ~ 29 and o = s_w*s_a far from 1, so that a missing output scale
+  // would be visible.
+  Tensor x = test::random_tensor({4, 32}, 21, 0.0, 20.0, DType::f32);
+  calibrate(q, x);
+  const auto ws = as_floats(q.weight_scale()), os = as_floats(q.output_scale());
+  const float sa = as_floats(q.act_scale())[0];
+  ASSERT_EQ(os.size(), per_channel ? 6u : 1u);
+  for (size_t j = 0; j < os.size(); ++j) {
+    EXPECT_FLOAT_EQ(os[j], static_cast<float>(std::fabs(double(ws[j])) * std::fabs(double(sa))));
+    EXPECT_GT(os[j], 3.0f) << "the test needs s_w*s_a far from 1";
+  }
+
+  Tensor y = q(x), y_fp = fp(x);
+  EXPECT_LT(rel_error(y, y_fp), 0.05);
+  // Exactly o * (W_q a_q) + b, against a naive loop over the reference fake quantizer.
+  // (8-bit activation codes exceed int8, so ref_codes cannot hold them.)
+  std::vector<double> aq;
+  for (float v : as_floats(x)) aq.push_back(test::ref_code(v, sa, q.act_range()) / q.act_range().g);
+  auto wq = as_floats(ref_fake_quant(fp.weight(), q.weight_scale(), q.weight_range()));
+  auto b = as_floats(fp.bias()), yv = as_floats(y);
+  for (int64_t n = 0; n < 4; ++n)
+    for (int64_t j = 0; j < 6; ++j) {
+      double acc = 0;
+      for (int64_t i = 0; i < 32; ++i) acc += double(wq[j * 32 + i]) * aq[n * 32 + i];
+      const double ref = os[per_channel ? j : 0] * acc + b[j];
+      EXPECT_NEAR(yv[n * 6 + j], ref, 1e-5 * std::max(1.0, std::fabs(ref))) << n << "," << j;
+    }
+
+  // Without the output scale the same quantizers give an output off by 1/(s_w*s_a).
+  QLinear plain(fp, spec_of(8, 8, per_channel));
+  plain.act_scale().copy_(q.act_scale().detach());
+  EXPECT_GT(rel_error(plain(x), y_fp), 0.5);
+}
+
+TEST_P(OutputScale, ConvStartsAtTheFloatOutput) {
+  const bool per_channel = GetParam();
+  Conv2d fp(3, 4, 3, 1, 1, 1, 1, true, DType::f32, 5);
+  QConv2d q(fp, with_output_scale(spec_of(8, 8, per_channel)));
+  Tensor x = test::random_tensor({2, 3, 6, 6}, 22, 0.0, 10.0, DType::f32);
+  calibrate(q, x);
+  for (float o : as_floats(q.output_scale())) EXPECT_GT(o, 2.0f);
+  EXPECT_LT(rel_error(q(x), fp(x)), 0.05);
+  QConv2d plain(fp, spec_of(8, 8, per_channel));
+  plain.act_scale().copy_(q.act_scale().detach());
+  EXPECT_GT(rel_error(plain(x), fp(x)), 0.5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Scales, OutputScale, ::testing::Bool(), [](const auto& info) {
+  return std::string(info.param ? "per_channel" : "per_tensor");
+});
+
+TEST(OutputScale, FollowsScaleInitialisation) {
+  Linear fp(6, 5, true, DType::f32, 1);
+  QLinear q(fp, with_output_scale(spec_of(4, 4, true)));
+  // At construction s_a = 1, so o = |s_w|.
+  EXPECT_EQ(as_floats(q.output_scale()), as_floats(q.weight_scale()));
+  q.act_scale().fill_(-2.5);  // |s_a| is used
+  q.init_weight_scale();
+  const auto ws = as_floats(q.weight_scale()), os = as_floats(q.output_scale());
+  for (size_t j = 0; j < os.size(); ++j) EXPECT_FLOAT_EQ(os[j], std::fabs(ws[j]) * 2.5f) << j;
+  EXPECT_NE(os[0], os[1]);  // one per output feature
+}
+
+TEST(OutputScale, GradientMatchesFiniteDifferences) {
+  Linear fp(8, 3, true, DType::f64, 4);
+  QLinear q(fp, with_output_scale(spec_of(8, 8, true)));
+  Tensor x = test::random_tensor({5, 8}, 23, 0.0, 3.0);
+  calibrate(q, x);
+  Tensor proj = test::random_tensor({5, 3}, 24);
+  auto loss = [&] { return ops::sum(ops::mul(q(x), proj)); };
+  loss().backward();
+  Tensor o = q.output_scale();
+  ASSERT_TRUE(o.grad().defined());
+  const auto g = o.grad().contiguous().to_vector<double>();
+  const auto o0 = o.contiguous().to_vector<double>();
+  const double h = 1e-6;
+  for (size_t j = 0; j < o0.size(); ++j) {
+    auto at = [&](double d) {
+      NoGradGuard ng;
+      auto v = o0;
+      v[j] += d;
+      o.copy_(Tensor::from_vector(v, o.shape()));
+      return loss().item();
+    };
+    const double fd = (at(h) - at(-h)) / (2 * h);
+    EXPECT_NEAR(g[j], fd, 1e-6 * std::max(1.0, std::fabs(fd))) << j;
+    EXPECT_GT(std::fabs(g[j]), 1e-3) << j;
+  }
+  // The rest of the layer still gets gradients through the output scale.
+  for (const Tensor& t : {q.weight(), q.weight_scale(), q.act_scale(), fp.bias()})
+    EXPECT_TRUE(t.grad().defined());
+}
+
+TEST(OutputScale, StateDictLayout) {
+  Linear fp(6, 5, true, DType::f32, 1);
+  QLinear q(fp, with_output_scale(spec_of(2, 2, true)));
+  EXPECT_EQ(names_of(q.state_dict()),
+            (std::vector<std::string>{"weight", "bias", "weight_scale", "act_scale", "output_scale",
+                                      "weight_codes", "weight_prev_codes"}));
+  EXPECT_EQ(q.output_scale().shape(), (Shape{5}));
+  // Stays a parameter when the weight scale is frozen (TRS), like the activation scale.
+  QLinear frozen(fp, with_output_scale(spec_of(2, 2, false, /*learn=*/false)));
+  EXPECT_EQ(names_of(frozen.named_parameters()),
+            (std::vector<std::string>{"weight", "bias", "act_scale", "output_scale"}));
+  EXPECT_EQ(frozen.output_scale().shape(), (Shape{1}));
+  // Off by default.
+  QLinear plain(fp, spec_of(2, 2, true));
+  EXPECT_FALSE(plain.output_scale().defined());
+  for (auto& n : names_of(plain.state_dict())) EXPECT_NE(n, "output_scale");
+}
+
 }  // namespace

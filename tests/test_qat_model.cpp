@@ -87,6 +87,8 @@ TEST(QuantizeModel, Resnet20KeepsFirstAndLastFloatByDefault) {
     if (n.find("_scale") == std::string::npos && n.find("_codes") == std::string::npos)
       kept.push_back(n);
   EXPECT_EQ(kept, fp_names);
+  for (auto& n : names_of(model->state_dict()))
+    EXPECT_EQ(n.find("output_scale"), std::string::npos) << n;
 
   // Forward still runs.
   Tensor y = (*model)(test::random_tensor({2, 1, 8, 8}, 5, -1, 1, DType::f32));
@@ -125,7 +127,51 @@ TEST(QuantizeModel, FirstLastBits8) {
   auto sd = names_of(model->state_dict());
   EXPECT_EQ(std::count(sd.begin(), sd.end(), "conv1.act_scale"), 0);
   EXPECT_EQ(std::count(sd.begin(), sd.end(), "fc.act_scale"), 1);
+  // Only the last layer has no BN after it, so only it gets an output scale.
+  for (auto& n : sd) {
+    if (n.find("output_scale") != std::string::npos) {
+      EXPECT_EQ(n, "fc.output_scale");
+    }
+  }
+  EXPECT_EQ(std::count(sd.begin(), sd.end(), "fc.output_scale"), 1);
+  ASSERT_TRUE(fc->output_scale().defined());
+  EXPECT_EQ(fc->output_scale().shape(), (Shape{kClasses}));  // per channel, as weight_scale
+  EXPECT_FALSE(c1->output_scale().defined());
   EXPECT_TRUE(conv_names(*model).empty());
+}
+
+// With first_last_bits the last linear's output scale o = s_w*s_a undoes the quantizer's
+// 1/(s_w*s_a): the quantized model starts at the float model's output.
+TEST(QuantizeModel, QuantizedLastLinearStartsAtTheFloatOutput) {
+  auto make = [] {
+    auto m = std::make_shared<Sequential>();
+    m->push_back(std::make_shared<Flatten>());
+    m->push_back(std::make_shared<Linear>(64, 5, true, DType::f32, 7));
+    return m;
+  };
+  auto fp = make(), m = make();
+  quant::QuantizeOptions opt;
+  opt.spec = spec_of(2, 2, false);
+  opt.first_last_bits = 8;
+  ASSERT_EQ(quant::quantize_model(*m, opt), (std::vector<std::string>{"1"}));
+  auto* q = dynamic_cast<QLinear*>(m->at(1).get());
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(names_of(m->state_dict()),
+            (std::vector<std::string>{"1.weight", "1.bias", "1.weight_scale", "1.act_scale",
+                                      "1.output_scale", "1.weight_codes", "1.weight_prev_codes"}));
+  Tensor x = test::random_tensor({6, 1, 8, 8}, 8, 0.0, 20.0, DType::f32);  // post-ReLU-like
+  quant::calibrate_activation_scales(*m, x);
+  const float o = q->output_scale().to_vector<float>()[0];
+  EXPECT_FLOAT_EQ(o, std::fabs(q->weight_scale().to_vector<float>()[0]) *
+                         std::fabs(q->act_scale().to_vector<float>()[0]));
+  EXPECT_GT(o, 3.0f) << "the test needs s_w*s_a far from 1";
+  auto y = (*m)(x).to_vector<float>(), ref = (*fp)(x).to_vector<float>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    num += (y[i] - ref[i]) * (y[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  EXPECT_LT(std::sqrt(num / den), 0.05);
 }
 
 // Only the LAST linear layer stays float; an earlier one is quantized.
@@ -170,6 +216,9 @@ TEST_P(QuantizeModelGrad, GradientsReachWeightsAndScales) {
   for (auto& [n, q] : quant::quantized_layers(*model)) {
     expect_some_nonzero(q->weight().grad(), n + ".weight");
     if (q->act_scale().defined()) expect_some_nonzero(q->act_scale().grad(), n + ".act_scale");
+    EXPECT_EQ(q->output_scale().defined(), first_last != 0 && n == "fc") << n;
+    if (q->output_scale().defined())
+      expect_some_nonzero(q->output_scale().grad(), n + ".output_scale");
     if (learn) {
       expect_some_nonzero(q->weight_scale().grad(), n + ".weight_scale");
     } else {
@@ -245,6 +294,11 @@ TEST_P(IntegerMode, CodesAndOutputsMatchFakeQuant) {
 
   std::vector<std::string> dropped;
   NamedTensors dict = integer_dict(*model, &dropped);
+  // The exported model keeps the last layer's output scale as a float tensor.
+  const auto has_fc_scale = std::count_if(dict.begin(), dict.end(), [](const auto& e) {
+    return e.first == "fc.output_scale" && e.second.dtype() == DType::f32;
+  });
+  EXPECT_EQ(has_fc_scale, first_last != 0 ? 1 : 0);
   auto fresh = create_model("resnet20", 1, kClasses, 99);  // other latent weights
   quant::quantize_model(*fresh, opt);
   LoadReport r = fresh->load_state_dict(dict, /*strict=*/false);
