@@ -18,18 +18,25 @@ void MetricsLog::write(const nlohmann::json& j) {
     TRANQ_THROW(IoError, "cannot append to metrics.jsonl (disk full?)");
 }
 
+namespace {
+
+double osc_share(int64_t oscillated, int64_t changed) {
+  return changed > 0 ? static_cast<double>(oscillated) / static_cast<double>(changed) : 0.0;
+}
+
+}  // namespace
+
 void TransitionWindow::add(const quant::QatController& qat) {
+  auto accumulate = [](Sums& s, const quant::LayerTransitions& l) {
+    s.tr += l.tr;
+    s.near += l.near;
+    s.changed += l.counts.changed;
+    s.oscillated += l.counts.oscillated;
+  };
   const auto& last = qat.last();
   layers_.resize(last.size());
-  for (size_t i = 0; i < last.size(); ++i) {
-    layers_[i].tr += last[i].tr;
-    layers_[i].osc += last[i].osc;
-    layers_[i].near += last[i].near;
-  }
-  const auto t = qat.total();
-  total_.tr += t.tr;
-  total_.osc += t.osc;
-  total_.near += t.near;
+  for (size_t i = 0; i < last.size(); ++i) accumulate(layers_[i], last[i]);
+  accumulate(total_, qat.total());
   ++steps_;
 }
 
@@ -43,8 +50,9 @@ void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController&
   nlohmann::json layers = nlohmann::json::object();
   double ema_sum = 0, talr_sum = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
+    const Sums& s = layers_[i];
     nlohmann::json l = {
-        {"tr", layers_[i].tr / n}, {"osc", layers_[i].osc / n}, {"near", layers_[i].near / n}};
+        {"tr", s.tr / n}, {"osc", osc_share(s.oscillated, s.changed)}, {"near", s.near / n}};
     if (trs) {
       l["tr_ema"] = trs->ema(i);
       l["target_tr"] = target;
@@ -55,7 +63,7 @@ void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController&
     layers[qat.last()[i].name] = l;
   }
   j["tr"] = total_.tr / n;
-  j["osc"] = total_.osc / n;
+  j["osc"] = osc_share(total_.oscillated, total_.changed);
   j["near"] = total_.near / n;
   if (trs && !layers_.empty()) {
     j["tr_ema"] = ema_sum / static_cast<double>(layers_.size());
@@ -69,7 +77,10 @@ void TransitionWindow::flush_into(nlohmann::json& j, const quant::QatController&
 }
 
 nlohmann::json TransitionWindow::state() const {
-  auto sums = [](const Sums& x) { return nlohmann::json::array({x.tr, x.osc, x.near}); };
+  auto sums = [](const Sums& x) {
+    return nlohmann::json{
+        {"tr", x.tr}, {"near", x.near}, {"changed", x.changed}, {"oscillated", x.oscillated}};
+  };
   nlohmann::json layers = nlohmann::json::array();
   for (const Sums& l : layers_) layers.push_back(sums(l));
   return {{"steps", steps_}, {"total", sums(total_)}, {"layers", layers}};
@@ -77,9 +88,15 @@ nlohmann::json TransitionWindow::state() const {
 
 void TransitionWindow::load_state(const nlohmann::json& j) {
   auto sums = [](const nlohmann::json& a) {
-    TRANQ_CHECK_AS(FormatError, a.is_array() && a.size() == 3,
-                   "checkpoint: bad transition window sums {}", a.dump());
-    return Sums{a[0].get<double>(), a[1].get<double>(), a[2].get<double>()};
+    // An array is the sums of an older tranq, which averaged per-step osc shares: its
+    // oscillation and transition counts are not known.
+    TRANQ_CHECK_AS(FormatError, a.is_object() && a.size() == 4,
+                   "checkpoint: bad transition window sums {} (expected tr, near, changed and "
+                   "oscillated; a checkpoint taken inside a log window by an older tranq cannot "
+                   "be resumed: start the run again)",
+                   a.dump());
+    return Sums{a.at("tr").get<double>(), a.at("near").get<double>(),
+                a.at("changed").get<int64_t>(), a.at("oscillated").get<int64_t>()};
   };
   try {
     steps_ = j.at("steps").get<int64_t>();

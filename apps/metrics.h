@@ -22,8 +22,12 @@ class MetricsLog {
   std::FILE* f_;
 };
 
-// Averages each quantized layer's transition statistics over the steps since the last log
-// line and renders the `layers` object of a step line (plus the global values).
+// Each quantized layer's transition statistics over the steps since the last log line, rendered
+// as the `layers` object of a step line (plus the global values). `tr` and `near` are per-weight
+// rates: their window value is the mean of the steps' rates (a layer's size is fixed). `osc` is a
+// share of transitions, whose number varies from step to step: its window value is the window's
+// oscillations over the window's transitions (0 when nothing changed), not a mean of per-step
+// shares, which would weigh a quiet step like a busy one.
 class TransitionWindow {
  public:
   void add(const quant::QatController& qat);
@@ -35,7 +39,8 @@ class TransitionWindow {
 
  private:
   struct Sums {
-    double tr = 0, osc = 0, near = 0;
+    double tr = 0, near = 0;              // sums of the steps' rates
+    int64_t changed = 0, oscillated = 0;  // sums of the steps' counts
   };
   std::vector<Sums> layers_;
   Sums total_;

@@ -157,10 +157,12 @@ std::vector<svg::LineChart> make_charts(RunMetrics& m) {
     out.push_back(talr);
   }
 
+  // Two different shares on one percent axis: `osc` is a share of the transitions (those that
+  // returned a weight to its previous code), `near` a share of the weights.
   svg::LineChart osc =
-      chart("osc", "Oscillating and near-boundary weights", "share of weights (%)");
-  osc.series = {series("oscillating", m.step["osc"], svg::palette(3)),
-                series("near a boundary", m.step["near"], svg::palette(4))};
+      chart("osc", "Oscillating transitions and near-boundary weights", "share (%)");
+  osc.series = {series("osc, % of transitions", m.step["osc"], svg::palette(3)),
+                series("near, % of weights", m.step["near"], svg::palette(4))};
   if (has_data(osc)) out.push_back(osc);
   return out;
 }

@@ -232,6 +232,25 @@ double run_train(TrainConfig cfg, bool resume) {
                     static_cast<double>(window_correct) / static_cast<double>(window_images),
                     window_ips, log_step);
   };
+  // The step line of the steps since the last one (stats flushed), ending at pos.step; `lr` is
+  // that step's.
+  auto write_step_line = [&](double lr) {
+    nlohmann::json line = {{"kind", "step"},
+                           {"step", pos.step},
+                           {"epoch", pos.epoch + 1},
+                           {"loss", window_loss / window_batches},
+                           {"lr", lr},
+                           {"train_acc", static_cast<double>(window_correct) / window_images},
+                           {"images_per_s", window_ips}};
+    if (run.qat) {
+      sync_qat();
+      transitions.flush_into(line, *run.qat, pos.step);
+    }
+    metrics.write(line);
+    window_start = clock::now();
+    window_loss = 0;
+    window_correct = window_images = window_batches = 0;
+  };
   data::DevicePrefetcher prefetcher(device);  // one copy stream and buffer pair for the run
   for (; pos.epoch < cfg.epochs; ++pos.epoch) {
     if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
@@ -282,23 +301,7 @@ double run_train(TrainConfig cfg, bool resume) {
 
       const bool log_step = cfg.log_every > 0 && pos.step % cfg.log_every == 0;
       if (flush_every_step || log_step || pos.step % kProgressEvery == 0) flush_stats();
-      if (log_step) {
-        nlohmann::json line = {{"kind", "step"},
-                               {"step", pos.step},
-                               {"epoch", pos.epoch + 1},
-                               {"loss", window_loss / window_batches},
-                               {"lr", lr},
-                               {"train_acc", static_cast<double>(window_correct) / window_images},
-                               {"images_per_s", window_ips}};
-        if (run.qat) {
-          sync_qat();
-          transitions.flush_into(line, *run.qat, pos.step);
-        }
-        metrics.write(line);
-        window_start = clock::now();
-        window_loss = 0;
-        window_correct = window_images = window_batches = 0;
-      }
+      if (log_step) write_step_line(lr);
       if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.batch < batches) {
         flush_stats();  // the checkpoint holds the epoch's sums
         checkpoint();
@@ -311,6 +314,9 @@ double run_train(TrainConfig cfg, bool resume) {
       checkpoint();
       break;
     }
+    // The epoch's last steps, when --log-every does not divide it: a window does not span epochs.
+    if (cfg.log_every > 0 && window_batches > 0)
+      write_step_line(cfg.lr * schedule->factor(pos.step - 1));
     const double epoch_secs = std::chrono::duration<double>(clock::now() - epoch_start).count();
     const EvalResult eval = evaluate(*model, test_set, 256, cfg.workers);
     report_skipped(eval.skipped, epoch_skipped);

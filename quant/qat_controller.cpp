@@ -24,6 +24,8 @@ LayerTransitions rates(const std::string& name, const kernels::TransitionCounts&
   l.counts = c;
   const double n = static_cast<double>(std::max<int64_t>(c.numel, 1));
   l.tr = static_cast<double>(c.changed) / n;
+  // This step's share of its transitions (0 without any). Over several steps it is not the mean
+  // of these, whose denominators differ: apps/metrics.h sums the counts instead.
   l.osc = static_cast<double>(c.oscillated) / static_cast<double>(std::max<int64_t>(c.changed, 1));
   l.near = static_cast<double>(c.near) / n;
   return l;

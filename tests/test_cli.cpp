@@ -111,6 +111,27 @@ TEST_F(Cli, ResumeAfterStopReproducesTheUninterruptedRunBitForBit) {
   EXPECT_EQ(full_lines.size(), 8u) << "6 step lines and 2 epoch lines";
 }
 
+TEST_F(Cli, EpochEndLogsTheStepsSinceTheLastLineWhenLogEveryDoesNotDivideIt) {
+  // 6 steps per epoch (96 images of 16), lines every 4 steps: steps 5-6 and 9-12 would go
+  // unlogged without the epoch end's line (a window does not span epochs).
+  fs::path every4 = root_ / "every4", every2 = root_ / "every2";
+  ASSERT_EQ(run_cli(train_args(every4, "--log-every 4")).code, 0);
+  const auto lines = metrics_without_timings(every4);
+  std::vector<std::pair<std::string, int64_t>> seen;
+  for (const auto& j : lines) seen.emplace_back(j["kind"], j["step"].get<int64_t>());
+  const std::vector<std::pair<std::string, int64_t>> want = {
+      {"step", 4}, {"step", 6}, {"epoch", 6}, {"step", 8}, {"step", 12}, {"epoch", 12}};
+  EXPECT_EQ(seen, want);
+  ASSERT_EQ(lines.size(), want.size());
+  EXPECT_EQ(lines[1]["epoch"], 1);
+  // Steps 5-6 are the window of the step-6 line of a run logged every 2 steps: same line.
+  ASSERT_EQ(run_cli(train_args(every2)).code, 0);
+  const auto every2_lines = metrics_without_timings(every2);
+  ASSERT_GE(every2_lines.size(), 3u);
+  ASSERT_EQ(every2_lines[2]["step"], 6);
+  EXPECT_EQ(lines[1], every2_lines[2]);
+}
+
 TEST_F(Cli, MovedRunResumesWhereItIsNow) {
   fs::path full = root_ / "full", made = root_ / "made", moved = root_ / "moved";
   ASSERT_EQ(run_cli(train_args(full)).code, 0);

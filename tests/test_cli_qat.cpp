@@ -102,6 +102,46 @@ TEST_F(CliQat, ResumeWithTrsStateReproducesTheUninterruptedRun) {
   EXPECT_TRUE(has_codes) << "the transition codes are checkpointed";
 }
 
+TEST_F(CliQat, EpochEndLogsTheStepsSinceTheLastLineAndResumesThem) {
+  // 4 steps per epoch, lines every 3 steps: steps 4 and 7-8 are logged at their epoch's end.
+  auto kinds_and_steps = [](const std::vector<nlohmann::json>& lines) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const auto& j : lines) out.emplace_back(j["kind"], j["step"].get<int64_t>());
+    return out;
+  };
+  auto lines_of = [](const fs::path& run) {
+    std::istringstream in(read_bytes(run / "metrics.jsonl"));
+    std::vector<nlohmann::json> out;
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      j.erase("images_per_s");
+      out.push_back(j);
+    }
+    return out;
+  };
+  ASSERT_EQ(run_cli(qat(root_ / "full", "--log-every 3")).code, 0);
+  const auto full = lines_of(root_ / "full");
+  const std::vector<std::pair<std::string, int64_t>> want = {
+      {"step", 3}, {"step", 4}, {"epoch", 4}, {"step", 6}, {"step", 8}, {"epoch", 8}};
+  ASSERT_EQ(kinds_and_steps(full), want);
+  for (size_t i : {1, 4})
+    for (const char* k : {"tr", "tr_ema", "target_tr", "talr", "osc", "near", "layers"})
+      EXPECT_TRUE(full[i].contains(k)) << k << " missing at step " << full[i]["step"];
+  // The step-4 line covers step 4 alone, as a run logged every step does.
+  ASSERT_EQ(run_cli(qat(root_ / "each")).code, 0);
+  const auto each = lines_of(root_ / "each");
+  ASSERT_GE(each.size(), 4u);
+  ASSERT_EQ(each[3]["step"], 4);
+  EXPECT_EQ(full[1], each[3]);
+  // Stopped at step 7, inside the window the epoch's end closes: the resumed run's line at
+  // step 8 still covers steps 7 and 8.
+  auto first = run_cli(qat(root_ / "split", "--log-every 3 --max-steps 7"));
+  ASSERT_EQ(first.code, 0) << first.out;
+  auto second = run_cli("train --out " + (root_ / "split").string() + " --threads 1 --resume");
+  ASSERT_EQ(second.code, 0) << second.out;
+  EXPECT_EQ(lines_of(root_ / "split"), full);
+}
+
 TEST_F(CliQat, ExportedIntegerModelPredictsLikeTheFakeQuantModel) {
   fs::path run = root_ / "q";
   auto r = run_cli(qat(run));

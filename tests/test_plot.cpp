@@ -174,7 +174,12 @@ TEST_F(PlotTest, QatRunDrawsTransitionPanelsWithOneLinePerLayer) {
 
   EXPECT_EQ(polylines(panel(svg, "layer-talr")).size(), 4u);  // three layers and the LR
   EXPECT_EQ(polylines(panel(svg, "tr")).size(), 3u);          // TR, its EMA, the target
-  EXPECT_EQ(polylines(panel(svg, "osc")).size(), 2u);
+  const std::string osc = panel(svg, "osc");
+  EXPECT_EQ(polylines(osc).size(), 2u);
+  // osc is a share of the transitions, near a share of the weights: the labels say which.
+  EXPECT_NE(osc.find(">osc, % of transitions</text>"), std::string::npos) << osc;
+  EXPECT_NE(osc.find(">near, % of weights</text>"), std::string::npos) << osc;
+  EXPECT_EQ(osc.find("share of weights"), std::string::npos) << osc;
 }
 
 TEST_F(PlotTest, TornLastLineIsIgnored) {

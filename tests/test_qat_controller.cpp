@@ -1,18 +1,22 @@
 // QatController over SGD on a quantized resnet20: codes at initialise(), transition counts
 // after a real optimizer step checked against codes compared in the test, oscillations when
-// the weights return, near counts against a scalar reference, size-weighted totals and, with a
-// TrsController, the TALR it puts into each layer's param group and the updates it feeds back.
+// the weights return, near counts against a scalar reference, size-weighted totals, the metrics
+// window over them (apps/metrics.h) and, with a TrsController, the TALR it puts into each
+// layer's param group and the updates it feeds back.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "apps/metrics.h"
 #include "core/autograd.h"
+#include "core/error.h"
 #include "gradcheck.h"
 #include "models/registry.h"
 #include "optim/optimizer.h"
@@ -217,6 +221,95 @@ TEST(QatController, CountsTransitionsOfAnSgdStep) {
   // Without TRS there is no controller state.
   EXPECT_TRUE(qc.state_tensors().empty());
   EXPECT_EQ(qc.trs(), nullptr);
+}
+
+// The metrics window over 10 steps: one where every transition of the step before is undone
+// (all of them oscillate), then 9 where no code changes. `osc` is the window's oscillations over
+// its transitions, 1, not the mean of the per-step shares (1 then nine 0s: 0.1); `tr` and `near`
+// are the means of the steps' rates. The device path's counts give the same line, and so does a
+// window saved and restored (a checkpoint) in the middle.
+struct WindowRun {
+  nlohmann::json line;
+  std::vector<std::vector<quant::LayerTransitions>> steps;  // host path: last() after each step
+  std::vector<quant::LayerTransitions> totals;
+};
+
+WindowRun run_window(bool device_path, int restore_after) {
+  Rig rig;
+  QatController qc(rig.layers, rig.groups, nullptr);
+  qc.set_force_device_path(device_path);
+  qc.initialise();
+  const auto w_before = rig.weights_copy();
+  rig.backward();
+  rig.opt->step();
+  qc.after_step(0);  // before the window (the previous log line's)
+  qc.sync_for_logging();
+  app::TransitionWindow window;
+  WindowRun out;
+  auto add = [&](const QatController& q) {
+    window.add(q);
+    out.steps.push_back(q.last());
+    out.totals.push_back(q.total());
+  };
+  for (size_t i = 0; i < rig.layers.size(); ++i) rig.layers[i].second->weight().copy_(w_before[i]);
+  for (int s = 1; s <= 10; ++s) {
+    qc.after_step(s);
+    if (!qc.deferred()) add(qc);
+    if (s == restore_after) {
+      qc.sync_for_logging(add);
+      const std::string saved = window.state().dump();
+      window = app::TransitionWindow();
+      window.load_state(nlohmann::json::parse(saved));
+    }
+  }
+  qc.sync_for_logging(add);
+  window.flush_into(out.line, qc, 11);
+  return out;
+}
+
+TEST(QatController, MetricsWindowOscIsOscillationsOverTransitions) {
+  const WindowRun r = run_window(/*device_path=*/false, /*restore_after=*/-1);
+  ASSERT_EQ(r.steps.size(), 10u);
+  const auto& first = r.steps[0];
+  int64_t changed_total = 0;
+  int layers_with_changes = 0;
+  for (size_t i = 0; i < first.size(); ++i) {
+    const std::string& name = first[i].name;
+    ASSERT_EQ(first[i].counts.oscillated, first[i].counts.changed) << name;
+    double tr = 0, near = 0;
+    for (size_t s = 0; s < r.steps.size(); ++s) {
+      if (s > 0) {
+        ASSERT_EQ(r.steps[s][i].counts.changed, 0) << name;
+      }
+      tr += r.steps[s][i].tr;
+      near += r.steps[s][i].near;
+    }
+    const nlohmann::json& l = r.line.at("layers").at(name);
+    EXPECT_EQ(l.at("osc").get<double>(), first[i].counts.changed > 0 ? 1.0 : 0.0) << name;
+    EXPECT_EQ(l.at("tr").get<double>(), tr / 10) << name;
+    EXPECT_EQ(l.at("near").get<double>(), near / 10) << name;
+    changed_total += first[i].counts.changed;
+    layers_with_changes += first[i].counts.changed > 0;
+  }
+  ASSERT_GE(layers_with_changes, 10);
+  ASSERT_GT(changed_total, 0);
+  EXPECT_EQ(r.line.at("osc").get<double>(), 1.0);
+  double tr = 0, near = 0;
+  for (const auto& t : r.totals) tr += t.tr, near += t.near;
+  EXPECT_EQ(r.line.at("tr").get<double>(), tr / 10);
+  EXPECT_EQ(r.line.at("near").get<double>(), near / 10);
+
+  EXPECT_EQ(run_window(/*device_path=*/true, -1).line, r.line);
+  EXPECT_EQ(run_window(/*device_path=*/false, /*restore_after=*/4).line, r.line);
+  EXPECT_EQ(run_window(/*device_path=*/true, /*restore_after=*/1).line, r.line);
+}
+
+TEST(QatController, MetricsWindowRefusesTheOlderStateOfPerStepShares) {
+  // [tr, osc, near] sums: the window's transition and oscillation counts are not in it.
+  const nlohmann::json old = {
+      {"steps", 2}, {"total", {0.1, 0.5, 0.2}}, {"layers", {{0.1, 0.5, 0.2}}}};
+  app::TransitionWindow w;
+  EXPECT_THROW(w.load_state(old), FormatError);
 }
 
 TEST(QatController, LearnableScalesCountAgainstTheUpdatedScale) {
