@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -106,6 +108,18 @@ inline std::string tiny_qat_args(const std::filesystem::path& data,
 inline std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// A run's metrics.jsonl lines without their timings, which differ between any two runs.
+inline std::vector<nlohmann::json> metrics_without_timings(const std::filesystem::path& run) {
+  std::istringstream lines(read_bytes(run / "metrics.jsonl"));
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("images_per_s");
+    out.push_back(j);
+  }
+  return out;
 }
 
 }  // namespace tranq::test

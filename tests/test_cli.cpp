@@ -13,6 +13,7 @@
 #include "kernels/cuda_runtime.h"
 
 namespace fs = std::filesystem;
+using tranq::test::metrics_without_timings;
 using tranq::test::read_bytes;
 using tranq::test::run_cli;
 
@@ -34,18 +35,6 @@ double parse_acc(const std::string& out) {
   auto p = out.rfind("test_acc=");
   if (p == std::string::npos) return -1;
   return std::stod(out.substr(p + 9));
-}
-
-// metrics.jsonl without its timings, which differ between any two runs.
-std::vector<nlohmann::json> metrics_without_timings(const fs::path& run) {
-  std::istringstream lines(read_bytes(run / "metrics.jsonl"));
-  std::vector<nlohmann::json> out;
-  for (std::string line; std::getline(lines, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    j.erase("images_per_s");
-    out.push_back(j);
-  }
-  return out;
 }
 
 }  // namespace

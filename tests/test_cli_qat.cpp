@@ -80,13 +80,9 @@ TEST_F(CliQat, ResumeWithTrsStateReproducesTheUninterruptedRun) {
   EXPECT_EQ(read_bytes(root_ / "full" / "checkpoint.safetensors"),
             read_bytes(root_ / "split" / "checkpoint.safetensors"));
   auto step_lines = [](const fs::path& run) {
-    std::istringstream lines(read_bytes(run / "metrics.jsonl"));
     std::vector<nlohmann::json> out;
-    for (std::string line; std::getline(lines, line);) {
-      auto j = nlohmann::json::parse(line);
-      j.erase("images_per_s");
+    for (auto& j : tranq::test::metrics_without_timings(run))
       if (j["kind"] == "step") out.push_back(j);
-    }
     return out;
   };
   const auto full_lines = step_lines(root_ / "full");
@@ -109,16 +105,7 @@ TEST_F(CliQat, EpochEndLogsTheStepsSinceTheLastLineAndResumesThem) {
     for (const auto& j : lines) out.emplace_back(j["kind"], j["step"].get<int64_t>());
     return out;
   };
-  auto lines_of = [](const fs::path& run) {
-    std::istringstream in(read_bytes(run / "metrics.jsonl"));
-    std::vector<nlohmann::json> out;
-    for (std::string line; std::getline(in, line);) {
-      auto j = nlohmann::json::parse(line);
-      j.erase("images_per_s");
-      out.push_back(j);
-    }
-    return out;
-  };
+  const auto lines_of = tranq::test::metrics_without_timings;
   ASSERT_EQ(run_cli(qat(root_ / "full", "--log-every 3")).code, 0);
   const auto full = lines_of(root_ / "full");
   const std::vector<std::pair<std::string, int64_t>> want = {
