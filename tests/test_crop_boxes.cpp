@@ -10,26 +10,21 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "datasets/resize.h"
+#include "image_test_util.h"
 
 using namespace tranq;
 using namespace tranq::data;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using test::Bytes;
+using test::max_abs_diff;
 
 Bytes random_image(int64_t n, uint64_t seed) {
   Rng rng(seed);
   Bytes p(static_cast<size_t>(n));
   for (auto& v : p) v = static_cast<uint8_t>(rng.below(256));
   return p;
-}
-
-int max_abs_diff(const Bytes& a, const Bytes& b) {
-  EXPECT_EQ(a.size(), b.size());
-  int m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
 }
 
 // ---------------------------------------------------------------------------------------------

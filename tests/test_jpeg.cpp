@@ -20,13 +20,15 @@
 #include "core/rng.h"
 #include "datasets/jpeg.h"
 #include "datasets/resize.h"
+#include "image_test_util.h"
 
 using namespace tranq;
 using namespace tranq::data;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using test::Bytes;
+using test::max_abs_diff;
 
 // A smooth RGB image: R along x, G along y, B along the diagonal.
 Bytes gradient_rgb(int64_t h, int64_t w) {
@@ -40,13 +42,6 @@ Bytes gradient_rgb(int64_t h, int64_t w) {
     }
   }
   return p;
-}
-
-int max_abs_diff(const Bytes& a, const Bytes& b) {
-  EXPECT_EQ(a.size(), b.size());
-  int m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
 }
 
 int64_t ceil_div(int64_t a, int64_t b) {

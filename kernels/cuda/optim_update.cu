@@ -163,8 +163,7 @@ struct DeviceTable {
 };
 
 template <class Entry>
-DeviceTable<Entry> upload_table(const std::vector<Entry>& entries, Device dev,
-                                cudaStream_t stream) {
+DeviceTable<Entry> upload_table(const std::vector<Entry>& entries, Device dev) {
   std::vector<BlockTask> tasks;
   for (size_t t = 0; t < entries.size(); ++t) {
     const int64_t chunks = (entries[t].n + kMultiChunk - 1) / kMultiChunk;
@@ -178,7 +177,8 @@ DeviceTable<Entry> upload_table(const std::vector<Entry>& entries, Device dev,
   if (tasks.empty()) return table;
   const size_t entry_bytes = (entries.size() * sizeof(Entry) + 15) / 16 * 16;
   const size_t bytes = entry_bytes + tasks.size() * sizeof(BlockTask);
-  // Staged in page-locked memory and queued without a host wait (Tensor::copy_ non_blocking):
+  // Staged in page-locked memory and queued without a host wait (Tensor::copy_ non_blocking, on
+  // the current stream, which the caller launches its kernel on too):
   // the pinned cache keeps the staging block until the copy has run, and after the first steps
   // serves it from the cache. A pageable source could make the runtime wait for staging room,
   // unseen by host_wait_count().
@@ -188,8 +188,6 @@ DeviceTable<Entry> upload_table(const std::vector<Entry>& entries, Device dev,
   std::memcpy(h, entries.data(), entries.size() * sizeof(Entry));
   std::memcpy(h + entry_bytes, tasks.data(), tasks.size() * sizeof(BlockTask));
   table.storage = Tensor::empty({static_cast<int64_t>(bytes)}, DType::u8, dev);
-  TRANQ_CHECK_AS(DeviceError, current_stream(dev.index) == stream,
-                 "multi-tensor update: the table must go on the stream the kernel runs on");
   table.storage.copy_(host, /*non_blocking=*/true);
   const auto* base = static_cast<const unsigned char*>(table.storage.raw_data());
   table.entries = reinterpret_cast<const Entry*>(base);
@@ -335,7 +333,7 @@ void launch_multi_sgd(const char* op, const std::vector<Tensor>& params,
                                     use_momentum ? momentum_bufs[i].data<T>() : nullptr,
                                     params[i].numel(), table ? T(0) : static_cast<T>(-lrs[i]),
                                     table ? lr_index[i] : int64_t{0}});
-    const DeviceTable<SgdEntry<T>> dt = upload_table(entries, dev, stream);
+    const DeviceTable<SgdEntry<T>> dt = upload_table(entries, dev);
     if (dt.blocks == 0) return;
     const SgdConsts<T> k = sgd_consts<T>(momentum, dampening, weight_decay, nesterov, first_step);
     multi_sgd_kernel<T><<<grid_exact(dt.blocks, op), kThreads, 0, stream>>>(
@@ -369,7 +367,7 @@ void launch_multi_adam(const char* op, const std::vector<Tensor>& params,
                                       table ? 0.0 : lrs[i], beta1, beta2, weight_decay, steps[i]));
       if (table) entries.back().lr_slot = lr_index[i];
     }
-    const DeviceTable<AdamEntry<T>> dt = upload_table(entries, dev, stream);
+    const DeviceTable<AdamEntry<T>> dt = upload_table(entries, dev);
     if (dt.blocks == 0) return;
     const AdamConsts<T> k = adam_consts<T>(beta1, beta2, eps, weight_decay, decoupled);
     multi_adam_kernel<T><<<grid_exact(dt.blocks, op), kThreads, 0, stream>>>(
