@@ -45,6 +45,13 @@ inline void check_same_device(const char* op, const Tensor& ref,
   }
 }
 
+// Elementwise ops may write their output over an input (in place), but only over the very same
+// view: an output that overlaps an input in part would overwrite elements before they are read,
+// in an order that differs between the CPU loop and the CUDA grid. PyTorch refuses the same.
+// ValueError naming the op and what to do; undefined or empty tensors never overlap.
+void check_no_partial_overlap(const char* op, const Tensor& out,
+                              std::initializer_list<const Tensor*> inputs);
+
 // Runs f(T{}) with T = float or double for the tensor's dtype; other dtypes throw.
 template <class F>
 void dispatch_floating(DType t, const char* op, F&& f) {

@@ -13,7 +13,7 @@ namespace tranq::kernels {
 void fill_dropout_mask(const Tensor& mask, double p, Rng& rng);
 
 // out = mask ? x * scale : 0, with mask u8 of x's shape on x's device. The backward is the
-// same call on the incoming gradient. out may alias x.
+// same call on the incoming gradient. out may be x itself, but not overlap it in part.
 void dropout_apply(const Tensor& x, const Tensor& mask, double scale, const Tensor& out);
 
 namespace cpu {

@@ -1,6 +1,7 @@
 #pragma once
 // Elementwise ops on same-shaped contiguous tensors. Outputs are preallocated by the caller
-// and may alias an input (in-place use is allowed).
+// and may be an input itself (in-place use is allowed); an output that overlaps an input only in
+// part is a ValueError.
 #include "core/tensor.h"
 
 namespace tranq::kernels {

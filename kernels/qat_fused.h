@@ -11,9 +11,9 @@ namespace tranq::kernels {
 // y = value(w) exactly as fake_quantize_forward(w, scale, r, y) writes it, and codes/prev_codes
 // updated and counted exactly as weight_transition_pass(w, scale, r, codes, prev_codes,
 // near_fraction) does; returns those counts. y: contiguous, w's shape, dtype and device; it may
-// alias w. The other arguments and their checks are weight_transition_pass's; on an error
-// nothing is written. CPU: the two existing passes (transition first, so y may alias w); CUDA:
-// one kernel.
+// be w itself, but not overlap it in part. The other arguments and their checks are
+// weight_transition_pass's; on an error nothing is written. CPU: the two existing passes
+// (transition first, so y may alias w); CUDA: one kernel.
 TransitionCounts quantize_weight_and_count(const Tensor& w, const Tensor& scale,
                                            const QuantRange& r, const Tensor& y,
                                            const Tensor& codes, const Tensor& prev_codes,

@@ -4,8 +4,8 @@
 // kernels/quant_math.h; these are the loops over tensors.
 //
 // Common arguments:
-//  - x, y, dy, dx: contiguous f32 or f64 tensors of one shape and dtype (y may alias x, dx may
-//    alias dy).
+//  - x, y, dy, dx: contiguous f32 or f64 tensors of one shape and dtype (y may be x itself, dx
+//    may be dy itself; an output that overlaps an input only in part is a ValueError).
 //  - scale: contiguous, x's dtype, shape [1] (per tensor) or [x.size(0)] (per channel along
 //    dim 0, e.g. the output channels of an OIHW weight). Its sign is ignored (|s| is used);
 //    a zero or non-finite scale is a ValueError.
@@ -72,12 +72,12 @@ void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y)
 // CUDA versions (kernels/cuda/quantize.cu; defined only in builds with the CUDA backend).
 // y and codes equal the CPU's bit for bit, and so does dx; dscale sums the same products in
 // double in another fixed order (per-thread sums, then a block tree, then the channel's block
-// sums in a fixed split and tree), so it is the same bits on every run and matches the CPU up to summation rounding:
-// |diff| <= n * 2^-52 * factor * sum_i |dy_i * x_i| / s^2 (n elements per scale) plus one ulp of
-// T for the final cast. The scale's values live on the GPU and are not checked here (that would
-// cost a host synchronisation): a zero or non-finite scale gives what the formulas give for
-// an infinite or NaN multiplier instead of a ValueError. dequantize_codes synchronises to
-// report bad codes like the CPU.
+// sums in a fixed split and tree), so it is the same bits on every run and matches the CPU up to
+// summation rounding: |diff| <= n * 2^-52 * factor * sum_i |dy_i * x_i| / s^2 (n elements per
+// scale) plus one ulp of T for the final cast. The scale's values live on the GPU and are not
+// checked here (that would cost a host synchronisation): a zero or non-finite scale gives what the
+// formulas give for an infinite or NaN multiplier instead of a ValueError. dequantize_codes
+// synchronises to report bad codes like the CPU.
 namespace cuda {
 void fake_quantize_forward(const Tensor& x, const Tensor& scale, const QuantRange& r,
                            const Tensor& y, const Tensor& codes);
