@@ -69,6 +69,7 @@ std::string run_bench(const BenchConfig& cfg) {
   tc.weight_bits = cfg.weight_bits;
   tc.act_bits = cfg.act_bits;
   tc.precision = cfg.precision;
+  validate(tc);  // the flag checks of tranq train (--abits needs --wbits, ...)
   RunSetup run = build_run(tc, chw[0], cfg.num_classes, cfg.warmup + cfg.iters);
   Module* model = run.model.get();
   model->to(device);
@@ -93,6 +94,7 @@ std::string run_bench(const BenchConfig& cfg) {
   }
   std::vector<double> ms;
   uint64_t waits = 0;  // host waits inside the timed steps, before the timing's own wait
+  double loss_first = 0, loss_last = 0;
   for (int64_t i = 0; i < cfg.warmup + cfg.iters; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     const uint64_t waits_before = device.is_cuda() ? cuda::host_wait_count() : 0;
@@ -107,6 +109,14 @@ std::string run_bench(const BenchConfig& cfg) {
     double dt =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= cfg.warmup) ms.push_back(dt);
+    // Outside the timing: a step that computes garbage fast must not pass for a fast step.
+    const double l = loss.item();
+    TRANQ_CHECK(std::isfinite(l),
+                "bench: step {} gave a non-finite loss ({}); the timings of a "
+                "broken step mean nothing",
+                i, l);
+    if (i == 0) loss_first = l;
+    loss_last = l;
   }
   std::sort(ms.begin(), ms.end());
   const double median =
@@ -129,6 +139,8 @@ std::string run_bench(const BenchConfig& cfg) {
       {"step_ms", std::round(median * 100) / 100},
       {"step_ms_min", std::round(ms.front() * 100) / 100},
       {"images_per_s", std::round(cfg.batch_size / (median / 1000) * 10) / 10},
+      {"loss_first", loss_first},
+      {"loss_last", loss_last},
       {"peak_rss_mb", std::round(ru.ru_maxrss / 1024.0 * 10) / 10}};
   if (device.is_cuda()) {
     const double peak = static_cast<double>(cuda::memory_stats(device.index).peak_in_use_bytes);

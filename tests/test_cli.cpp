@@ -173,6 +173,29 @@ TEST_F(Cli, OutOfRangeFlagsAreRefusedBeforeAnythingIsWritten) {
       "--warmup -1");
   EXPECT_EQ(b.code, 2) << b.out;
   EXPECT_NE(b.out.find("--warmup"), std::string::npos) << b.out;
+  // bench checks flags as train does: activation bits alone would time a full-precision run.
+  auto a = run_cli("bench --model resnet20 --input 3x8x8 --batch-size 2 --iters 1 --abits 4");
+  EXPECT_EQ(a.code, 2) << a.out;
+  EXPECT_NE(a.out.find("give --wbits"), std::string::npos) << a.out;
+}
+
+TEST_F(Cli, BenchReportsTimingsAndTheLossItChecked) {
+  auto r = run_cli(
+      "bench --model resnet20 --input 3x8x8 --batch-size 4 --iters 3 --warmup 1 --threads 1 "
+      "--wbits 2 --optimizer sgdt");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j.at("wbits"), 2);
+  EXPECT_EQ(j.at("abits"), 2);
+  EXPECT_EQ(j.at("iters"), 3);
+  EXPECT_GT(j.at("step_ms").get<double>(), 0.0);
+  EXPECT_LE(j.at("step_ms_min").get<double>(), j.at("step_ms").get<double>());
+  EXPECT_GT(j.at("images_per_s").get<double>(), 0.0);
+  // Ten classes at initialisation: about ln 10; four steps on one batch then lower it.
+  const double first = j.at("loss_first"), last = j.at("loss_last");
+  EXPECT_GT(first, 1.0);
+  EXPECT_LT(first, 5.0);
+  EXPECT_LT(last, first);
 }
 
 TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
