@@ -1,5 +1,5 @@
 #pragma once
-// Fused QAT passes over a quantized layer's latent weights (docs/qat-design.md). One read of the
+// Fused QAT passes over a quantized layer's latent weights (docs/qat.md). One read of the
 // weights gives both what the forward pass needs (the quantized weight) and what transition-rate
 // scheduling needs (codes, prev_codes and the counts of kernels/transition_stats.h).
 #include "core/tensor.h"

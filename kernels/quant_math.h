@@ -1,5 +1,5 @@
 #pragma once
-// The quantizer's scalar math (docs/qat-design.md), header-only so that the CPU reference and
+// The quantizer's scalar math (docs/qat.md), header-only so that the CPU reference and
 // the CUDA kernels evaluate the very same expressions and agree bit for bit. No Eigen, no
 // CUDA headers: under nvcc the functions become __host__ __device__.
 //
@@ -65,6 +65,16 @@ TRANQ_HD inline T quant_multiplier(T s, const QuantRange& r) {
 template <class T>
 TRANQ_HD inline T quant_inv_scale(T s) {
   return T(1) / qmath::abs_(s);
+}
+
+// A scale the quantizer can use: finite, nonzero, and not so small that g/|s| or 1/|s| overflows
+// (below about g/FLT_MAX in f32: t = 0 * inf would be NaN, every code wrong and every gradient
+// zero). s - s is exactly +0 for a finite s and NaN otherwise, on the host and the device alike.
+template <class T>
+TRANQ_HD inline bool quant_scale_usable(T s, const QuantRange& r) {
+  if (!((s - s) == T(0)) || s == T(0)) return false;
+  const T m = quant_multiplier(s, r), inv = quant_inv_scale(s);
+  return (m - m) == T(0) && (inv - inv) == T(0);
 }
 
 // The code as a T holding an exact integer. The clamp is written so that NaN maps to lo

@@ -8,7 +8,7 @@
 //    may be dy itself; an output that overlaps an input only in part is a ValueError).
 //  - scale: contiguous, x's dtype, shape [1] (per tensor) or [x.size(0)] (per channel along
 //    dim 0, e.g. the output channels of an OIHW weight). Its sign is ignored (|s| is used);
-//    a zero or non-finite scale is a ValueError.
+//    a zero, non-finite or too small scale (quant_scale_usable) is a ValueError.
 //  - codes: contiguous i8 with x.numel() elements, or undefined where optional. Unsigned
 //    (activation) codes may use u8 instead; 8-bit activation codes (0..255) need u8.
 //
@@ -75,9 +75,9 @@ void dequantize_codes(const Tensor& codes, const QuantRange& r, const Tensor& y)
 // sums in a fixed split and tree), so it is the same bits on every run and matches the CPU up to
 // summation rounding: |diff| <= n * 2^-52 * factor * sum_i |dy_i * x_i| / s^2 (n elements per
 // scale) plus one ulp of T for the final cast. The scale's values live on the GPU and are not
-// checked here (that would cost a host synchronisation): a zero or non-finite scale gives what the
-// formulas give for an infinite or NaN multiplier instead of a ValueError. dequantize_codes
-// synchronises to report bad codes like the CPU.
+// checked here (that would cost a host synchronisation): a zero, non-finite or too small scale
+// (quant_scale_usable) gives what the formulas give for an infinite or NaN multiplier instead of a
+// ValueError. dequantize_codes synchronises to report bad codes like the CPU.
 namespace cuda {
 void fake_quantize_forward(const Tensor& x, const Tensor& scale, const QuantRange& r,
                            const Tensor& y, const Tensor& codes);

@@ -1,5 +1,5 @@
 #pragma once
-// Weight transition statistics for transition-rate scheduling (docs/qat-design.md): one fused
+// Weight transition statistics for transition-rate scheduling (docs/qat.md): one fused
 // pass over a quantized layer's latent weights after each optimizer step compares every
 // weight's integer code with its code at the previous count, spots oscillations (a change
 // back to the code held before the most recent transition) and counts the weights that sit
@@ -38,10 +38,11 @@ TransitionCounts weight_transition_pass(const Tensor& w, const Tensor& scale, co
 // quantized layer into one table without bringing anything to the host (kernels/trs_update.h
 // reads the table on the device). On the CPU these call the passes above and store the counts
 // (a bad scale is a ValueError there). On CUDA nothing synchronises and the scale is checked on
-// the device only: a zero or non-finite scale leaves codes and prev_codes untouched and writes
-// the row {numel, -(number of bad scale values), 0, 0}. A negative `changed` is therefore the
-// device's error report; trs_update skips such a row and records the step (see there), and
-// whoever reads the table later (QatController::sync_for_logging) raises the ValueError.
+// the device only: a zero, non-finite or too small scale (quant_scale_usable) leaves codes and
+// prev_codes untouched and writes the row {numel, -(number of bad scale values), 0, 0}. A negative
+// `changed` is therefore the device's error report; trs_update skips such a row and records the
+// step (see there), and whoever reads the table later (QatController::sync_for_logging) raises the
+// ValueError.
 void weight_transition_init_into(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                  const Tensor& codes, const Tensor& prev_codes,
                                  double near_fraction, const Tensor& counts, int64_t row);
@@ -77,8 +78,8 @@ void weight_transition_pass_into(const Tensor& w, const Tensor& scale, const Qua
 
 // CUDA versions (kernels/cuda/transition_stats.cu): one fused kernel; codes, prev_codes and
 // every count equal the CPU's exactly (integer block sums). They synchronise with the host to
-// return the counts, and also check the scale on the GPU first: a zero or non-finite scale is
-// a ValueError with codes and prev_codes untouched, as on the CPU.
+// return the counts, and also check the scale on the GPU first: a zero, non-finite or too small
+// scale (quant_scale_usable) is a ValueError with codes and prev_codes untouched, as on the CPU.
 namespace cuda {
 TransitionCounts weight_transition_init(const Tensor& w, const Tensor& scale, const QuantRange& r,
                                         const Tensor& codes, const Tensor& prev_codes,

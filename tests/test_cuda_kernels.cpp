@@ -259,7 +259,8 @@ TEST(CudaTransitionStats, RandomWalksEqualCpuExactly) {
 TEST(CudaTransitionStats, BadScaleThrowsAndChangesNothing) {
   TRANQ_REQUIRE_CUDA();
   const QuantRange r = kernels::weight_range(3);
-  for (double bad : {0.0, std::nan(""), double(INFINITY)}) {
+  // 1e-39: so small that g/|s| overflows f32 (flushed to zero or not, the kernel must refuse it).
+  for (double bad : {0.0, std::nan(""), double(INFINITY), 1e-39}) {
     Tensor w = to_cuda(test::tensor_of(test::normal_values(40, 3), {4, 10}, DType::f32));
     Tensor scale = to_cuda(test::tensor_of({0.5, 0.25, bad, 1.0}, {4}, DType::f32));
     Tensor codes = to_cuda(test::tensor_of(std::vector<double>(40, 1.0), {40}, DType::i8));

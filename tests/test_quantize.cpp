@@ -407,6 +407,11 @@ TEST(FakeQuantize, BadInputsThrowValueError) {
   EXPECT_THROW(fwd(x, Tensor::full({1}, 0.5, DType::f32), y, Tensor(), r), ValueError);
   EXPECT_THROW(fwd(x, Tensor::full({1}, 0.0, DType::f64), y, Tensor(), r), ValueError);
   EXPECT_THROW(fwd(x, Tensor::full({1}, NAN, DType::f64), y, Tensor(), r), ValueError);
+  // So small that g/|s| overflows: t = 0 * inf would be NaN and every code wrong.
+  const Tensor xf = x.to(DType::f32), yf = Tensor::empty_like(xf);
+  EXPECT_THROW(fwd(xf, Tensor::full({1}, 1e-39, DType::f32), yf, Tensor(), r), ValueError);
+  EXPECT_NO_THROW(fwd(xf, Tensor::full({1}, 1e-37, DType::f32), yf, Tensor(), r));
+  EXPECT_THROW(fwd(x, Tensor::full({1}, 1e-309, DType::f64), y, Tensor(), r), ValueError);
   EXPECT_THROW(fwd(x.transpose(0, 1), s1, y.transpose(0, 1), Tensor(), r), ValueError);
   EXPECT_THROW(fwd(x, s1, Tensor::empty({4, 3}, DType::f64), Tensor(), r), ValueError);
   EXPECT_THROW(fwd(x.to(DType::i32), Tensor::full({1}, 1, DType::i32), y, Tensor(), r), ValueError);

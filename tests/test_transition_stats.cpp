@@ -238,6 +238,7 @@ TEST(TransitionStats, BadInputsThrowValueError) {
   EXPECT_THROW(pass(w, Tensor::full({5}, 0.5, DType::f64), c, p, 0.1), ValueError);
   EXPECT_THROW(pass(w, Tensor::full({4}, 0.5, DType::f32), c, p, 0.1), ValueError);
   EXPECT_THROW(pass(w, Tensor::full({4}, 0.0, DType::f64), c, p, 0.1), ValueError);
+  EXPECT_THROW(pass(w, Tensor::full({4}, 1e-309, DType::f64), c, p, 0.1), ValueError);  // g/s = inf
   EXPECT_THROW(pass(w, s, c, p, -0.1), ValueError);
   EXPECT_THROW(pass(w, s, c, p, 0.7), ValueError);
   EXPECT_THROW(pass(w.to(DType::i32), s, c, p, 0.1), ValueError);

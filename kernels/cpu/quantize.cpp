@@ -30,9 +30,10 @@ ScaleConsts<T> scale_consts(const char* op, const Tensor& scale, const QuantRang
   k.mult.resize(static_cast<size_t>(c));
   k.inv.resize(static_cast<size_t>(c));
   for (int64_t i = 0; i < c; ++i) {
-    TRANQ_CHECK(std::isfinite(ps[i]) && ps[i] != T(0),
-                "{}: scale[{}] = {} must be finite and nonzero (initialise the scale first)", op, i,
-                static_cast<double>(ps[i]));
+    TRANQ_CHECK(quant_scale_usable(ps[i], r),
+                "{}: scale[{}] = {} must be finite and nonzero, and large enough that {} / |scale| "
+                "is finite (initialise the scale first)",
+                op, i, static_cast<double>(ps[i]), r.g);
     k.mult[i] = quant_multiplier(ps[i], r);
     k.inv[i] = quant_inv_scale(ps[i]);
   }

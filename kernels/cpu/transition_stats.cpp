@@ -19,9 +19,10 @@ std::vector<T> multipliers(const char* op, const Tensor& scale, const QuantRange
   const T* ps = scale.data<T>();
   std::vector<T> m(static_cast<size_t>(scale.numel()));
   for (int64_t i = 0; i < scale.numel(); ++i) {
-    TRANQ_CHECK(std::isfinite(ps[i]) && ps[i] != T(0),
-                "{}: scale[{}] = {} must be finite and nonzero (initialise the scale first)", op, i,
-                static_cast<double>(ps[i]));
+    TRANQ_CHECK(quant_scale_usable(ps[i], r),
+                "{}: scale[{}] = {} must be finite and nonzero, and large enough that {} / |scale| "
+                "is finite (initialise the scale first)",
+                op, i, static_cast<double>(ps[i]), r.g);
     m[i] = quant_multiplier(ps[i], r);
   }
   return m;

@@ -3,7 +3,7 @@
 // near-transition weights. Counts are integers: each block sums its threads' counts and adds
 // the total to a 64-bit device counter with an integer atomic, exact in any order.
 //
-// A zero or non-finite scale must change nothing (as on the CPU, which checks before its loop):
+// A zero, non-finite or too small scale must change nothing (as on the CPU, which checks before its loop):
 // a first tiny kernel counts bad scales into the same counter buffer, the main kernel's blocks
 // return at once when that count is not zero, and the host reads all counters in one copy.
 // The _into forms run the same kernels into a row of a device counts table and never wait: the
@@ -43,14 +43,12 @@ __device__ double nan_of<double>() {
   return __longlong_as_double(0x7ff8000000000000LL);
 }
 
-// Adds the number of zero or non-finite scale values to *bad.
+// Adds the number of scale values the quantizer cannot use (quant_scale_usable) to *bad.
 template <class T>
-__global__ void count_bad_scales_kernel(const T* scale, int64_t n, unsigned long long* bad) {
+__global__ void count_bad_scales_kernel(const T* scale, int64_t n, QuantRange r,
+                                        unsigned long long* bad) {
   TRANQ_GRID_STRIDE_LOOP(i, n) {
-    const T s = scale[i];
-    // s - s is exactly +0 for a finite s and NaN for an infinite or NaN one.
-    const bool finite = (s - s) == T(0);
-    if (!finite || s == T(0)) atomicAdd(bad, 1ull);
+    if (!quant_scale_usable(scale[i], r)) atomicAdd(bad, 1ull);
   }
 }
 
@@ -147,7 +145,7 @@ void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const Qua
     const T* pw = w.data<T>();
     const T* ps = scale.data<T>();
     const T nf = static_cast<T>(near_fraction);
-    count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, bad);
+    count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, r, bad);
     TRANQ_CUDA_CHECK_LAUNCH();
     if (init) {
       launch_transition<T, true, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr, inner,
@@ -229,7 +227,8 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
   ::tranq::cuda::note_host_wait();
   TRANQ_CUDA_CHECK(cudaStreamSynchronize(stream));
   TRANQ_CHECK(host[kBadScales] == 0,
-              "{}: {} of {} scale values are zero or non-finite (initialise the scale first); "
+              "{}: {} of {} scale values are zero, non-finite or too small (initialise the scale "
+              "first); "
               "nothing was changed",
               op, host[kBadScales], channels);
   TransitionCounts out;
