@@ -82,9 +82,10 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
       ->capture_default_str();
   t->add_option("--seed", c.seed, "Seed of initialisation, data order and augmentation")
       ->capture_default_str();
-  t->add_option("--threads", c.threads, "Compute threads")->capture_default_str();
+  t->add_option("--threads", c.threads, "Compute threads (--resume: the run's unless given)")
+      ->capture_default_str();
   t->add_option("--device", c.device,
-                "Where to train: cpu, cuda or cuda:N (--resume keeps the value given)")
+                "Where to train: cpu, cuda or cuda:N (--resume: the run's unless given)")
       ->capture_default_str();
   t->add_option("--workers", c.workers, "Data loading threads (0: load in the training thread)")
       ->capture_default_str();
@@ -260,6 +261,11 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) {
       precision_flag(train_cfg.precision);  // before anything is written
+      if (resume) {                         // not given again: the run's own values (run_train)
+        CLI::App* t = app.get_subcommand("train");
+        if (t->get_option("--threads")->count() == 0) train_cfg.threads = 0;
+        if (t->get_option("--device")->count() == 0) train_cfg.device.clear();
+      }
       double acc = tranq::app::run_train(train_cfg, resume);
       fmt::print("test_acc={:.2f}\n", 100 * acc);
     } else if (app.got_subcommand("eval")) {

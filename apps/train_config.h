@@ -24,8 +24,9 @@ struct TrainConfig {
   bool augment = true;
   int64_t image_size = 0;  // image-folder data sets: crop size (0: 224)
   uint64_t seed = 0;
-  int threads = 2;             // per invocation: --resume keeps the value given
-  std::string device = "cpu";  // per invocation: cpu, cuda, cuda:N
+  // --resume takes the run's saved threads and device unless these are set (0 and "": not set).
+  int threads = 2;
+  std::string device = "cpu";  // cpu, cuda, cuda:N
   int workers = 1;
   std::string out;
   int64_t checkpoint_every = 0;  // 0: only at epoch ends

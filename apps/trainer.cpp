@@ -70,23 +70,29 @@ double run_train(TrainConfig cfg, bool resume) {
     // Per-invocation settings stay as given; everything else comes from the run.
     const TrainConfig given = cfg;
     cfg = config_from_json(nlohmann::json::parse(read_file(config_path(cfg.out)), nullptr, false));
-    cfg.threads = given.threads;
-    cfg.device = given.device;
+    // A resumed run is bit-exact only with the thread count it ran with: keep the saved one
+    // unless the user chose another (and the device likewise).
+    if (given.threads > 0) cfg.threads = given.threads;
+    if (!given.device.empty()) cfg.device = given.device;
     cfg.max_steps = given.max_steps;
     cfg.out = given.out;  // the run directory may have moved since it was made
     if (!given.data_dir.empty()) cfg.data_dir = given.data_dir;  // the data may have moved
   }
+  if (cfg.threads == 0) cfg.threads = TrainConfig().threads;
+  if (cfg.device.empty()) cfg.device = TrainConfig().device;
   TRANQ_CHECK(!cfg.data_dir.empty(),
               "--data DIR is required (the directory of the data set's files)");
   validate(cfg);
   const bool resuming = resume && fs::exists(checkpoint_path(cfg.out));
   // A fresh run must not leave another run's checkpoint where a later --resume would load it
-  // under the new settings, nor overwrite that run's weights.
-  TRANQ_CHECK(
-      resuming || (!fs::exists(checkpoint_path(cfg.out)) && !fs::exists(model_path(cfg.out))),
-      "{} already holds a run's checkpoint or weights: continue it with --resume, or "
-      "choose another --out",
-      cfg.out);
+  // under the new settings, nor overwrite that run's weights. --resume of a run killed before
+  // its first checkpoint (but maybe after its first weights) restarts that same run.
+  const bool restarting = resume && fs::exists(config_path(cfg.out));
+  TRANQ_CHECK(resuming || restarting ||
+                  (!fs::exists(checkpoint_path(cfg.out)) && !fs::exists(model_path(cfg.out))),
+              "{} already holds a run's checkpoint or weights: continue it with --resume, or "
+              "choose another --out",
+              cfg.out);
   set_num_threads(cfg.threads);
   // Everything that can fail on bad input happens before the run directory is touched.
   const Device device = select_device(cfg.device);

@@ -8,7 +8,8 @@
 //   cosine     min + (1 - min) * (1 + cos(pi * step / total)) / 2  (torch CosineAnnealingLR,
 //              T_max = total_steps, closed form); held at min after total_steps
 //   linear     1 + (min - 1) * step / total; held at min after total_steps
-//   onecycle   torch OneCycleLR (anneal_strategy "cos", two phases) with max_lr = base_lr:
+//   onecycle   torch OneCycleLR (anneal_strategy "cos", two phases, cycle_momentum=False:
+//              momentum and Adam's beta1 are not cycled) with max_lr = base_lr:
 //              from 1/div_factor up to 1 over the first pct_start of the run, then down to
 //              1/(div_factor * final_div_factor) at step total_steps - 1 (held after)
 //

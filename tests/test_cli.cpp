@@ -233,6 +233,47 @@ TEST_F(Cli, ResumeAfterKill9ReproducesTheUninterruptedRun) {
   EXPECT_EQ(steps, (std::vector<int>{2, 4, 6, 8, 10, 12}));
 }
 
+TEST_F(Cli, ResumeKeepsTheRunsThreadCount) {
+  fs::path one = root_ / "one", two = root_ / "two", split = root_ / "split";
+  ASSERT_EQ(run_cli(train_args(one)).code, 0);
+  ASSERT_EQ(run_cli(train_args(two, "--threads 2")).code, 0);
+  // The check below means something only where the thread count changes the bits.
+  ASSERT_FALSE(read_bytes(one / "model.safetensors") == read_bytes(two / "model.safetensors"));
+  ASSERT_EQ(run_cli(train_args(split, "--max-steps 3")).code, 0);
+  // No --threads: the run's own count (1), not the CLI default (2).
+  auto r = run_cli("train --data " + data_.string() + " --out " + split.string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(read_bytes(one / "model.safetensors") == read_bytes(split / "model.safetensors"));
+}
+
+TEST_F(Cli, ResumeRestoresTheDropoutStreams) {
+  // mobilenet_v2 is the model with a Dropout: its masks must continue, not restart, on resume.
+  const std::string args = " --model mobilenet_v2 --epochs 1 --batch-size 32";
+  fs::path full = root_ / "full", split = root_ / "split";
+  ASSERT_EQ(run_cli(train_args(full, args)).code, 0);
+  ASSERT_EQ(run_cli(train_args(split, args + " --max-steps 1")).code, 0);
+  auto r = run_cli("train --data " + data_.string() + " --out " + split.string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(read_bytes(full / "model.safetensors") == read_bytes(split / "model.safetensors"));
+}
+
+TEST_F(Cli, ResumeRestartsARunKilledBetweenItsFirstWeightsAndCheckpoint) {
+  fs::path full = root_ / "full", cut = root_ / "cut";
+  ASSERT_EQ(run_cli(train_args(full)).code, 0);
+  // 96 images in batches of 16: the first epoch ends at step 6 with weights, then a checkpoint.
+  ASSERT_EQ(run_cli(train_args(cut, "--max-steps 6")).code, 0);
+  ASSERT_TRUE(fs::exists(cut / "model.safetensors"));
+  fs::remove(cut / "checkpoint.safetensors");  // as if killed between the two writes
+  auto r = run_cli("train --data " + data_.string() + " --out " + cut.string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(read_bytes(full / "model.safetensors") == read_bytes(cut / "model.safetensors"));
+  // Without --resume the same directory is still refused.
+  fs::remove(cut / "checkpoint.safetensors");
+  auto fresh = run_cli(train_args(cut));
+  EXPECT_EQ(fresh.code, 2) << fresh.out;
+  EXPECT_NE(fresh.out.find("--resume"), std::string::npos) << fresh.out;
+}
+
 TEST_F(Cli, BadInputGivesOneLineErrorAndExitCode2) {
   auto r = run_cli("train --bogus-flag 1");
   EXPECT_EQ(r.code, 2) << r.out;
