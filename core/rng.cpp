@@ -1,6 +1,7 @@
 #include "core/rng.h"
 
 #include <cmath>
+#include <mutex>
 
 namespace tranq {
 
@@ -12,6 +13,42 @@ uint64_t mix64(uint64_t x) {
 }
 
 uint64_t hash_combine(uint64_t a, uint64_t b) { return mix64(mix64(a) ^ (b + 0x632BE59BD9B4E019ull)); }
+
+namespace {
+
+// (seed, draws) change together under one lock, so a draw never pairs a new seed with an old
+// count.
+struct DefaultSeedSource {
+  std::mutex mutex;
+  uint64_t seed = 0;
+  uint64_t draws = 0;
+};
+
+DefaultSeedSource& default_seed_source() {
+  static DefaultSeedSource s;
+  return s;
+}
+
+}  // namespace
+
+void manual_seed(uint64_t seed) {
+  DefaultSeedSource& s = default_seed_source();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.seed = seed;
+  s.draws = 0;
+}
+
+uint64_t next_default_seed() {
+  DefaultSeedSource& s = default_seed_source();
+  uint64_t seed, n;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    seed = s.seed;
+    n = s.draws++;
+  }
+  // Salted, so these are not the keys of the Rng(s, n) streams a program may also draw from s.
+  return hash_combine(hash_combine(seed, 0x6C617965725F7364ull), n);
+}
 
 uint64_t Rng::below(uint64_t n) {
   if (n <= 0xFFFFFFFFull) return (static_cast<uint64_t>(next_u32()) * n) >> 32;

@@ -11,6 +11,17 @@ uint64_t mix64(uint64_t x);
 // Hash of several words, used to derive per-epoch / per-sample / per-layer streams.
 uint64_t hash_combine(uint64_t a, uint64_t b);
 
+// Process-wide source of seeds for layers built without an explicit one (Conv2d, Linear,
+// Dropout), playing the part of PyTorch's global generator: the n-th draw since the last
+// manual_seed(s) is a pure function of (s, n), so the same construction order after the same
+// manual_seed gives the same weights and masks, while two default-seeded layers differ. Before
+// any manual_seed the source behaves as if manual_seed(0) had been called. Thread-safe; layers
+// built concurrently on several threads get distinct seeds but in an unspecified order, so
+// build them on one thread where reproducibility matters. An explicit seed bypasses this source
+// and does not advance it.
+void manual_seed(uint64_t seed);
+uint64_t next_default_seed();
+
 class Rng {
  public:
   Rng() = default;

@@ -8,7 +8,7 @@ namespace tranq {
 
 Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
                int64_t padding, int64_t dilation, int64_t groups, bool bias, DType dtype,
-               uint64_t seed)
+               std::optional<uint64_t> seed)
     : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {
   TRANQ_CHECK(in_channels > 0 && out_channels > 0 && kernel_size > 0,
               "Conv2d: channels and kernel size must be positive, got in={} out={} kernel={}",
@@ -28,7 +28,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, i
       "weight",
       Tensor::empty({out_channels, in_channels / groups, kernel_size, kernel_size}, dtype));
   if (bias) bias_ = register_parameter("bias", Tensor::empty({out_channels}, dtype));
-  Rng rng(seed);
+  Rng rng(seed ? *seed : next_default_seed());
   reset_parameters(rng);
 }
 

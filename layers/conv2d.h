@@ -2,6 +2,7 @@
 // Conv2d: torch.nn.Conv2d with square kernels. Parameters "weight" [O, I/groups, K, K] and
 // "bias" [O] (when bias is on), registered in that order as PyTorch does.
 #include <cstdint>
+#include <optional>
 
 #include "core/rng.h"
 #include "layers/compute_precision.h"
@@ -14,11 +15,14 @@ namespace tranq {
 class Conv2d : public Module, public ComputePrecisionSetting {
  public:
   // Initialised like PyTorch's reset_parameters from Rng(seed): weight kaiming_uniform(a=sqrt(5))
-  // = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Models
-  // re-initialise their convolutions with their own scheme and seed.
+  // = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Without a
+  // seed, the seed is next_default_seed() (core/rng.h), so default-built layers differ from one
+  // another and are reproducible after manual_seed(); an explicit seed, 0 included, means
+  // Rng(seed) and does not touch that source. Models re-initialise their convolutions with
+  // their own scheme and seed.
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
          int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1, bool bias = true,
-         DType dtype = DType::f32, uint64_t seed = 0);
+         DType dtype = DType::f32, std::optional<uint64_t> seed = std::nullopt);
 
   Tensor forward(const Tensor& x) override;
   // PyTorch's default initialisation (see the constructor), drawing from rng.

@@ -4,8 +4,10 @@
 
 namespace tranq {
 
-Dropout::Dropout(double p, uint64_t seed) : p_(p), rng_(seed) {
+Dropout::Dropout(double p, std::optional<uint64_t> seed) : p_(p) {
   TRANQ_CHECK(p >= 0.0 && p <= 1.0, "Dropout: p must be in [0, 1], got {}", p);
+  // Drawn after the check, so a rejected p does not advance the default-seed source.
+  rng_ = Rng(seed ? *seed : next_default_seed());
 }
 
 Tensor Dropout::forward(const Tensor& x) {

@@ -7,7 +7,8 @@
 
 namespace tranq {
 
-Linear::Linear(int64_t in_features, int64_t out_features, bool bias, DType dtype, uint64_t seed)
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, DType dtype,
+               std::optional<uint64_t> seed)
     : in_features_(in_features), out_features_(out_features) {
   TRANQ_CHECK(in_features > 0 && out_features > 0,
               "Linear: feature counts must be positive, got in={} out={}", in_features,
@@ -15,7 +16,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, DType dtype
   TRANQ_CHECK(is_floating(dtype), "Linear: dtype must be f32 or f64, got {}", dtype_name(dtype));
   weight_ = register_parameter("weight", Tensor::empty({out_features, in_features}, dtype));
   if (bias) bias_ = register_parameter("bias", Tensor::empty({out_features}, dtype));
-  Rng rng(seed);
+  Rng rng(seed ? *seed : next_default_seed());
   reset_parameters(rng);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Linear: torch.nn.Linear. Parameters "weight" [out, in] and "bias" [out].
 #include <cstdint>
+#include <optional>
 
 #include "core/rng.h"
 #include "layers/compute_precision.h"
@@ -12,9 +13,11 @@ namespace tranq {
 class Linear : public Module, public ComputePrecisionSetting {
  public:
   // Initialised like PyTorch's reset_parameters from Rng(seed): weight kaiming_uniform(a=sqrt(5))
-  // = U(-1/sqrt(in), 1/sqrt(in)), bias U(-1/sqrt(in), 1/sqrt(in)).
+  // = U(-1/sqrt(in), 1/sqrt(in)), bias U(-1/sqrt(in), 1/sqrt(in)). Without a seed, the seed is
+  // next_default_seed() (core/rng.h): default-built layers differ from one another and are
+  // reproducible after manual_seed(); an explicit seed, 0 included, means Rng(seed).
   Linear(int64_t in_features, int64_t out_features, bool bias = true, DType dtype = DType::f32,
-         uint64_t seed = 0);
+         std::optional<uint64_t> seed = std::nullopt);
 
   // x [N, in] -> [N, out].
   Tensor forward(const Tensor& x) override;

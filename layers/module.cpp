@@ -1,6 +1,9 @@
 #include "layers/module.h"
 
 #include <map>
+#include <set>
+
+#include "layers/batch_norm.h"
 
 namespace tranq {
 
@@ -17,13 +20,39 @@ std::string LoadReport::str() const {
   return s;
 }
 
+void Module::check_new_name(const std::string& name, const char* what) const {
+  TRANQ_CHECK(!name.empty(),
+              "{}: the name is empty; give each parameter, buffer and child a "
+              "non-empty name",
+              what);
+  TRANQ_CHECK(name.find('.') == std::string::npos,
+              "{}('{}'): names must not contain '.', which joins the names of nested modules in "
+              "state-dict keys; use '_' instead",
+              what, name);
+  const char* used_by = nullptr;
+  for (const auto& [n, t] : params_)
+    if (n == name) used_by = "a parameter";
+  for (const auto& [n, t] : buffers_)
+    if (n == name) used_by = "a buffer";
+  for (const auto& [n, m] : children_)
+    if (n == name) used_by = "a child module";
+  TRANQ_CHECK(used_by == nullptr,
+              "{}('{}'): the name is already used by {} of this module; pick another name (or "
+              "replace_child to swap a child)",
+              what, name, used_by ? used_by : "");
+}
+
 Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  check_new_name(name, "register_parameter");
+  TRANQ_CHECK(t.defined(), "register_parameter('{}'): got an undefined tensor", name);
   t.set_requires_grad(true);
   params_.emplace_back(name, t);
   return t;
 }
 
 Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  check_new_name(name, "register_buffer");
+  TRANQ_CHECK(t.defined(), "register_buffer('{}'): got an undefined tensor", name);
   buffers_.emplace_back(name, t);
   return t;
 }
@@ -73,14 +102,29 @@ NamedTensors Module::state_dict() const {
 LoadReport Module::load_state_dict(const NamedTensors& dict, bool strict) {
   LoadReport report;
   std::map<std::string, const Tensor*> given;
-  for (const auto& [n, t] : dict) given[n] = &t;
+  for (const auto& [n, t] : dict) {
+    TRANQ_CHECK(given.emplace(n, &t).second,
+                "state dict names '{}' more than once, so which value to load is ambiguous; "
+                "keep one entry per name",
+                n);
+  }
+  // PyTorch's _BatchNorm._load_from_state_dict: a dict without version metadata may predate
+  // num_batches_tracked, which then loads as 0 instead of counting as missing.
+  std::set<std::string> zero_if_absent;
+  for (auto& [path, m] : named_modules())
+    if (dynamic_cast<const BatchNorm2d*>(m))
+      zero_if_absent.insert(path.empty() ? "num_batches_tracked" : path + ".num_batches_tracked");
   NamedTensors mine = state_dict();
   std::map<std::string, bool> known;
+  std::vector<Tensor> to_zero;
   for (const auto& [n, t] : mine) {
     known[n] = true;
     auto it = given.find(n);
     if (it == given.end()) {
-      report.missing.push_back(n);
+      if (zero_if_absent.count(n))
+        to_zero.push_back(t);
+      else
+        report.missing.push_back(n);
     } else if (it->second->shape() != t.shape()) {
       report.mismatched.push_back(fmt::format("{}: expected {}, got {}", n, shape_str(t.shape()),
                                               shape_str(it->second->shape())));
@@ -97,6 +141,7 @@ LoadReport Module::load_state_dict(const NamedTensors& dict, bool strict) {
     Tensor src = it->second->to(Device::cpu()).to(t.dtype()).to(t.device());
     t.copy_(src);
   }
+  for (const Tensor& t : to_zero) t.zero_();
   return report;
 }
 
@@ -105,16 +150,26 @@ void Module::train(bool on) {
   for (auto& [n, m] : children_) m->train(on);
 }
 
+namespace {
+
+// Swaps t's storage for a copy on device, so every handle to t sees the moved data.
+void move_in_place(const Tensor& t, Device device) {
+  if (t.device() == device) return;
+  Tensor moved = t.to(device);
+  t.impl()->storage = moved.storage();
+  t.impl()->offset = moved.offset();
+  t.impl()->strides = moved.strides();
+}
+
+}  // namespace
+
 void Module::to(Device device) {
   auto move = [&](NamedTensors& v) {
     for (auto& [n, t] : v) {
-      if (t.device() == device) continue;
-      // Swap storage in place so every handle to this tensor sees the moved data.
-      Tensor moved = t.to(device);
-      t.impl()->storage = moved.storage();
-      t.impl()->offset = moved.offset();
-      t.impl()->strides = moved.strides();
-      t.zero_grad();
+      move_in_place(t, device);
+      // The gradient goes along (torch's Module._apply), or an optimizer step after to()
+      // would silently see none.
+      if (t.grad().defined()) move_in_place(t.grad(), device);
     }
   };
   move(params_);

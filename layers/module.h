@@ -40,12 +40,17 @@ class Module {
   // mismatch throws ValueError listing every missing, unexpected and wrong-shaped tensor;
   // without it, matching tensors are loaded and the report lists the rest: missing ones keep
   // their values, unexpected and wrong-shaped ones are ignored (a different classifier head).
+  // A BatchNorm2d's "num_batches_tracked" absent from the dict is not missing: it is set to 0,
+  // as PyTorch does for dicts without version metadata (old torchvision weights, safetensors).
+  // A dict naming a tensor twice throws ValueError whatever strict says.
   LoadReport load_state_dict(const NamedTensors& dict, bool strict = true);
 
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  // Moves parameters and buffers (keeping the handles this module holds valid).
+  // Moves parameters and buffers (keeping the handles this module holds valid), and with them
+  // each defined gradient, as PyTorch does: the gradient's storage is swapped in place too, so
+  // a handle from grad() taken before sees the moved values. Undefined gradients stay undefined.
   void to(Device device);
   void zero_grad();
   // Swaps the direct child `name` for m in place (same name, same position), e.g. to put a
@@ -53,11 +58,16 @@ class Module {
   void replace_child(const std::string& name, std::shared_ptr<Module> m);
 
  protected:
-  // Returns the registered tensor; parameters get requires_grad.
+  // Returns the registered tensor; parameters get requires_grad. Names must be non-empty,
+  // free of '.', and not yet used by a parameter, buffer or child of this module (state-dict
+  // keys join names with '.', so anything else would be ambiguous); otherwise ValueError.
   Tensor register_parameter(const std::string& name, Tensor t);
   Tensor register_buffer(const std::string& name, Tensor t);
+  // Same naming rules; m must not be null.
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    check_new_name(name, "register_module");
+    TRANQ_CHECK(m != nullptr, "register_module('{}'): got a null module", name);
     children_.emplace_back(name, m);
     return m;
   }
@@ -67,6 +77,8 @@ class Module {
 
  private:
   void collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const;
+  // Throws ValueError unless name can name a new entry (see register_parameter).
+  void check_new_name(const std::string& name, const char* what) const;
   NamedTensors params_;
   NamedTensors buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

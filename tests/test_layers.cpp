@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/autograd.h"
@@ -91,10 +92,17 @@ TEST(Conv2d, ParametersShapesAndDefaultInit) {
     EXPECT_LE(*std::max_element(v.begin(), v.end()), bound);
     EXPECT_GE(*std::min_element(v.begin(), v.end()), -bound);
   }
-  Conv2d same(4, 6, 3, 1, 1, 1, 2, true, DType::f32, 0),
+  // An explicit seed, 0 included, means Rng(seed): weight then bias drawn from it in that order.
+  Conv2d zero(4, 6, 3, 1, 1, 1, 2, true, DType::f32, 0),
       other(4, 6, 3, 1, 1, 1, 2, true, DType::f32, 1);
-  EXPECT_EQ(values(same.weight()), values(conv.weight()));
-  EXPECT_NE(values(other.weight()), values(conv.weight()));
+  Tensor w0 = Tensor::empty({6, 2, 3, 3}), b0 = Tensor::empty({6});
+  Rng r0(0);
+  init::kaiming_uniform_(w0, r0, std::sqrt(5.0));
+  init::uniform_(b0, -bound, bound, r0);
+  EXPECT_EQ(values(zero.weight()), values(w0));
+  EXPECT_EQ(values(zero.bias()), values(b0));
+  EXPECT_NE(values(other.weight()), values(zero.weight()));
+  EXPECT_NE(values(conv.weight()), values(zero.weight())) << "no seed is not seed 0";
   Conv2d nobias(3, 5, 1, 1, 0, 1, 1, false, DType::f64);
   EXPECT_EQ(names_of(nobias.state_dict()), (std::vector<std::string>{"weight"}));
   EXPECT_FALSE(nobias.bias().defined());
@@ -222,6 +230,70 @@ TEST(Pooling, WindowsAndDefaults) {
   EXPECT_THROW(AdaptiveAvgPool2d(2), ValueError);
   EXPECT_THROW(MaxPool2d(2, 2, 2), ValueError);
   EXPECT_THROW(mp(Tensor::zeros({4, 4})), ValueError);
+}
+
+// PyTorch draws each layer from its global generator: layers built without a seed differ from
+// one another, and the same construction order after the same manual_seed replays them.
+TEST(DefaultSeed, UnseededLayersDifferAndReplayAfterManualSeed) {
+  struct Layers {
+    Conv2d c1{16, 16, 3}, c2{16, 16, 3};
+    Linear l1{8, 4}, l2{8, 4};
+    Dropout d1{0.5}, d2{0.5};
+  };
+  manual_seed(123);
+  Layers a;
+  EXPECT_NE(values(a.c1.weight()), values(a.c2.weight()));
+  EXPECT_NE(values(a.c1.bias()), values(a.c2.bias()));
+  EXPECT_NE(values(a.l1.weight()), values(a.l2.weight()));
+  EXPECT_NE(values(a.l1.bias()), values(a.l2.bias()));
+  const Tensor x = Tensor::ones({1000});
+  const std::vector<float> mask1 = a.d1(x).to_vector<float>();
+  EXPECT_NE(mask1, a.d2(x).to_vector<float>());
+
+  manual_seed(123);
+  Layers b;
+  EXPECT_EQ(values(b.c1.weight()), values(a.c1.weight()));
+  EXPECT_EQ(values(b.c2.weight()), values(a.c2.weight()));
+  EXPECT_EQ(values(b.c2.bias()), values(a.c2.bias()));
+  EXPECT_EQ(values(b.l2.weight()), values(a.l2.weight()));
+  EXPECT_EQ(b.d1(x).to_vector<float>(), mask1);
+  EXPECT_EQ(b.d2.rng().key(), a.d2.rng().key());
+
+  manual_seed(124);
+  Layers c;
+  EXPECT_NE(values(c.c1.weight()), values(a.c1.weight()));
+
+  // Explicit seeds neither read nor advance the source; a rejected layer does not advance it.
+  manual_seed(123);
+  Conv2d explicit_seed(16, 16, 3, 1, 0, 1, 1, true, DType::f32, 5);
+  Linear explicit_fc(8, 4, true, DType::f32, 5);
+  Dropout explicit_drop(0.5, 5);
+  EXPECT_EQ(explicit_drop.rng().key(), Rng(5).key());
+  EXPECT_THROW(Dropout(2.0), ValueError);
+  Conv2d first(16, 16, 3);
+  EXPECT_EQ(values(first.weight()), values(a.c1.weight()));
+}
+
+// Concurrent draws each get their own index: together they are exactly the sequential draws.
+TEST(DefaultSeed, ConcurrentDrawsAreDistinct) {
+  constexpr int kThreads = 4, kDraws = 2000;
+  manual_seed(9);
+  std::vector<uint64_t> sequential;
+  for (int i = 0; i < kThreads * kDraws; ++i) sequential.push_back(next_default_seed());
+  manual_seed(9);
+  std::vector<std::vector<uint64_t>> per_thread(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&per_thread, t] {
+      for (int i = 0; i < kDraws; ++i) per_thread[t].push_back(next_default_seed());
+    });
+  for (auto& th : threads) th.join();
+  std::vector<uint64_t> concurrent;
+  for (const auto& v : per_thread) concurrent.insert(concurrent.end(), v.begin(), v.end());
+  std::sort(sequential.begin(), sequential.end());
+  std::sort(concurrent.begin(), concurrent.end());
+  EXPECT_EQ(concurrent, sequential);
+  EXPECT_EQ(std::adjacent_find(sequential.begin(), sequential.end()), sequential.end());
 }
 
 TEST(Dropout, TrainingMaskEvalIdentityAndResumableRng) {
