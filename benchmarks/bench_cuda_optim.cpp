@@ -4,8 +4,9 @@
 // update on the same inputs (within the tolerance of tests/test_cuda_kernels.cpp: the CPU may
 // contract multiply-adds, the GPU rounds each operation), then timed; "bytes" and "pct_of_d2d"
 // as in bench_cuda_quant (cuda_bench_util.h). The parameters are ResNet-like: 21 tensors whose
-// sizes vary 1:2:4:8, n elements in all.
-//   build-*/benchmarks/bench_cuda_optim --benchmark_min_time=0.1
+// sizes vary 1:2:4:8, n elements in all. Times are per update: spans of back-to-back updates
+// between CUDA events, divided by their count (cuda_bench_util.h).
+//   build-*/benchmarks/bench_cuda_optim
 // Without a GPU every benchmark reports "no CUDA device: <why>".
 #include "tranq/config.h"
 
@@ -126,8 +127,9 @@ void BM_CudaMultiAdamTalr(benchmark::State& state) {
   });
 }
 
-// 0.27M (ResNet-20), 11.7M (ResNet-18) and 2^25 parameters. A fixed number of timed updates:
-// the setup and CPU check (seconds at 2^25) then run once per size, not once per trial run.
+// 0.27M (ResNet-20), 11.7M (ResNet-18) and 2^25 parameters. A fixed number of timed spans (each
+// >= 1 ms of back-to-back updates): the setup and CPU check (seconds at 2^25) then run once per
+// size, not once per trial run.
 void sizes(benchmark::internal::Benchmark* b) {
   b->Arg(272474)
       ->Arg(11689512)

@@ -3,8 +3,10 @@
 // device-to-device cudaMemcpy moving the same bytes as the reference bandwidth. Each op is first
 // checked against the CPU on the same inputs (a fast wrong kernel posts no number). Reported:
 // "bytes" (bytes read + written per second, kIsRate) and "pct_of_d2d" (that rate as % of the
-// D2D copy's rate for the same bytes, measured alongside). Times are CUDA event times.
-//   build-*/benchmarks/bench_cuda_quant --benchmark_min_time=0.1
+// D2D copy's rate for the same bytes, measured alongside). Times are per call: CUDA event time
+// of a span of back-to-back calls (at least 1 ms) divided by its calls (cuda_bench_util.h); a
+// fixed 30 spans per benchmark, so --benchmark_min_time has no effect.
+//   build-*/benchmarks/bench_cuda_quant
 // Without a GPU every benchmark reports "no CUDA device: <why>". Built only with the CUDA
 // backend; otherwise this file registers nothing (benchmark_main still provides main).
 #include "tranq/config.h"
@@ -129,7 +131,11 @@ void BM_CudaD2DCopy(benchmark::State& state) {
 }
 
 void sizes(benchmark::internal::Benchmark* b) {
-  b->Arg(int64_t{1} << 20)->Arg(int64_t{1} << 24)->UseManualTime()->Unit(benchmark::kMicrosecond);
+  b->Arg(int64_t{1} << 20)
+      ->Arg(int64_t{1} << 24)
+      ->Iterations(30)  // spans of >= 1 ms each (time_loop); min_time would count per call
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

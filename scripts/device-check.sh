@@ -7,7 +7,9 @@
 # test binary run alone, the benchmarks, compute-sanitizer's memcheck on the handwritten
 # kernels' tests (a minute at most), then tranq and PyTorch training steps, and writes
 # ${OUT:-device-out}/summary.txt plus logs.tar.gz (the full logs, benchmark JSON and ctest's
-# JUnit file; re-made after each phase). Nothing else goes into $OUT.
+# JUnit file; re-made after each phase). Nothing else goes into $OUT. RESULT: PASS needs every
+# step to have run and exited 0: ctest without GPU skips, the benchmarks, memcheck (unless the
+# machine cannot run it) and every tranq training step; the PyTorch steps are only reported.
 # Meant to finish within 8 minutes on an H200 (16 cores): every step has a time limit, and a
 # step is skipped ("out of time" in the summary) once the deadline is near.
 #
@@ -101,6 +103,14 @@ step() {
   rc=$?
   ((rc == 124 || rc == 137)) && say "$name: timed out after $t s"
   return 0
+}
+# exit_text RC: "exit RC", with what ended the command when it was the time limit or a signal.
+exit_text() {
+  if (($1 == 124)); then echo "exit $1 (timed out)"
+  elif (($1 == 137)); then echo "exit $1 (killed: timed out, or out of memory)"
+  elif (($1 > 128)); then echo "exit $1 (signal $(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128))))"
+  else echo "exit $1"
+  fi
 }
 # logs.tar.gz from what $LOGS holds now, replaced in one move so that a kill never leaves half.
 pack() {
@@ -322,39 +332,72 @@ pack
 # handwritten kernels, one at a time. TRANQ_CUDA_NO_CACHING=1: exact-size cudaMalloc/cudaFree
 # per tensor, so that an overrun leaves its allocation instead of landing in a cached block.
 MEMCHECK_S=60
-memcheck_rc=0
+# memcheck_rc: the first run's non-zero exit (9: memcheck found errors; 124/137: a run went past
+# its time; other: a test failed under TRANQ_CUDA_NO_CACHING=1, or a crash), -1 when a run was
+# skipped for the script's deadline or the build failed; 0 otherwise, also where memcheck is
+# unavailable (gVisor) or missing, which mc_desc says. A test not started because the 60 s
+# are spent is reported, not failed: the minute is the step's chosen cost.
+memcheck_rc=-1
+mc_desc=""
+mc_why=()
 SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$NVCC")/compute-sanitizer")
 if ((build_rc == 0)) && [[ -x "$SANITIZER" ]]; then
+  memcheck_rc=0
   mc_end=$((SECONDS + MEMCHECK_S))
   first=1
   for t in test_cuda_kernels test_cuda_accuracy test_cuda_optim test_cuda_trs_device \
            test_cuda_ops_norm_pool test_cuda_ops_elementwise; do
     ((mc_end - SECONDS < 10)) && { say "memcheck: its ${MEMCHECK_S} s are spent before $t"; break; }
-    step "memcheck $t" $((mc_end - SECONDS)) "memcheck-$t.log" "${TEST_ENV[@]}" \
-      TRANQ_CUDA_NO_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 9 "$BUILD/tests/$t" ||
+    if ! step "memcheck $t" $((mc_end - SECONDS)) "memcheck-$t.log" "${TEST_ENV[@]}" \
+         TRANQ_CUDA_NO_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 9 "$BUILD/tests/$t"; then
+      mc_why+=("$t: skipped, the script's deadline is near")
+      ((memcheck_rc == 0)) && memcheck_rc=-1
       break
+    fi
     # gVisor machines: compute-sanitizer refuses the device ("Device not supported", then
     # error 999): not a finding of the code, and the other runs would say the same.
     if ((first)) && grep -q -E "Device not supported|[Ee]rror 999|no CUDA device: unknown error" \
          "$LOGS/memcheck-$t.log"; then
+      mc_desc="unavailable"
       say "memcheck: unavailable on this machine ($(grep -m 1 -E 'Device not supported|999|unknown error' "$LOGS/memcheck-$t.log"))"
       break
     fi
     first=0
     say "memcheck $t: exit $rc ($(grep -m 1 -E 'ERROR SUMMARY' "$LOGS/memcheck-$t.log"))"
+    ((rc == 0)) && continue
+    ((memcheck_rc == 0)) && memcheck_rc=$rc
     if ((rc == 9)); then
-      memcheck_rc=9
+      mc_why+=("$t: memcheck found errors (exit 9)")
       grep -m 12 -E "Invalid|Address|at 0x|by thread" "$LOGS/memcheck-$t.log" | tee -a "$SUMMARY"
+    elif ((rc == 124 || rc == 137)); then
+      mc_why+=("$t: memcheck ran out of its time budget (exit $rc)")
+    else
+      mc_why+=("$t: $(exit_text "$rc"): a test failed or crashed under memcheck (memcheck-$t.log)")
+      grep -m 12 -E "Failure|FAILED|Error|error|terminate|Segmentation|Aborted" "$LOGS/memcheck-$t.log" |
+        tee -a "$SUMMARY"
     fi
   done
 elif ((build_rc == 0)); then
+  memcheck_rc=0
+  mc_desc="no compute-sanitizer"
   say "memcheck: no compute-sanitizer ($SANITIZER)"
+fi
+if ((${#mc_why[@]} > 0)); then
+  say "memcheck: FAILED:"
+  for r in "${mc_why[@]}"; do say "  $r"; done
 fi
 pack
 
 # ---- end to end: training steps of tranq and, when present, PyTorch on the same GPU ----
-# Reported, not judged: ops without a CUDA version make tranq bench fail by name.
+# e2e_rc: the first non-zero exit of a tranq run (a crash, a timeout, an op without a CUDA
+# version, a non-finite loss), -1 when one was skipped for the deadline or the build failed;
+# it fails the check. The PyTorch runs are the comparison's peer: their exits are reported
+# (torch_why), not judged, since a missing or broken PyTorch says nothing of tranq.
+e2e_rc=-1
+e2e_why=() torch_why=()
+e2e_runs=0 torch_runs=0
 if ((build_rc == 0)); then
+  e2e_rc=0
   PY="" TV=0
   for p in python3 /usr/bin/python3; do
     if command -v "$p" >/dev/null && timeout -k 10 60 "$p" -c "import torch" 2>/dev/null; then
@@ -365,43 +408,68 @@ if ((build_rc == 0)); then
     fi
   done
   [[ -n "$PY" ]] && say "pytorch peer: $(command -v "$PY") (torchvision: $( ((TV)) && echo yes || echo no))"
-  e2e() {  # label, command...: output in e2e-<label>.txt
-    local label=$1; shift
-    local log="e2e-${label// /-}.txt"
+  e2e() {  # tranq|pytorch, label, command...: output in e2e-<label>.txt
+    local who=$1 label=$2; shift 2
+    local log="e2e-${label// /-}.txt" why
     say "== $label"
-    step "$label" 90 "$log" "$@" || return 0
-    tail -n 3 "$LOGS/$log" | tee -a "$SUMMARY"
-    say "$label: exit $rc"
+    if step "$label" 90 "$log" "$@"; then
+      tail -n 3 "$LOGS/$log" | tee -a "$SUMMARY"
+      why=$(exit_text "$rc")
+      say "$label: $why"
+    else
+      why="skipped, out of time"
+    fi
+    if [[ $who == tranq ]]; then
+      e2e_runs=$((e2e_runs + 1))
+      ((rc != 0)) && e2e_why+=("$label: $why")
+      ((e2e_rc == 0 && rc != 0)) && e2e_rc=$rc
+    else
+      torch_runs=$((torch_runs + 1))
+      ((rc != 0)) && torch_why+=("$label: $why")
+    fi
+    return 0
   }
-  e2e "tranq resnet20 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
-  e2e "tranq resnet20 b256 W2A2 sgdt" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt
-  e2e "tranq resnet20 b256 W2A2 sgd" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgd
-  e2e "tranq resnet20 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
-  e2e "tranq resnet20 b256 W2A2 sgdt bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt --precision bf16
-  e2e "tranq resnet18 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
-  e2e "tranq resnet18 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
-  e2e "tranq resnet18 b256 fp32 tf32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --tf32
+  e2e tranq "tranq resnet20 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
+  e2e tranq "tranq resnet20 b256 W2A2 sgdt" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt
+  e2e tranq "tranq resnet20 b256 W2A2 sgd" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgd
+  e2e tranq "tranq resnet20 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
+  e2e tranq "tranq resnet20 b256 W2A2 sgdt bf16" "$BUILD/tranq" bench --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --wbits 2 --optimizer sgdt --precision bf16
+  e2e tranq "tranq resnet18 b256 fp32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
+  e2e tranq "tranq resnet18 b256 bf16" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
+  e2e tranq "tranq resnet18 b256 fp32 tf32" "$BUILD/tranq" bench --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --tf32
   pack
   if [[ -n "$PY" ]]; then
-    e2e "pytorch resnet20 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
-    e2e "pytorch resnet20 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
+    e2e pytorch "pytorch resnet20 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20
+    e2e pytorch "pytorch resnet20 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet20 --input 3x32x32 --batch-size 256 --iters 20 --precision bf16
     if ((TV)); then
-      e2e "pytorch resnet18 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
-      e2e "pytorch resnet18 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
-      e2e "pytorch resnet18 b256 fp32 tf32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --tf32 on
+      e2e pytorch "pytorch resnet18 b256 fp32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000
+      e2e pytorch "pytorch resnet18 b256 bf16" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --precision bf16
+      e2e pytorch "pytorch resnet18 b256 fp32 tf32" "$PY" benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256 --iters 10 --classes 1000 --tf32 on
     else
       say "no torchvision: no PyTorch resnet18 comparison"
     fi
   else
     say "no python with torch: no PyTorch comparison"
   fi
+  if ((${#e2e_why[@]} > 0)); then
+    say "e2e: FAILED: ${#e2e_why[@]} of $e2e_runs tranq runs exited non-zero or did not run:"
+    for r in "${e2e_why[@]}"; do say "  $r"; done
+  else
+    say "e2e: all $e2e_runs tranq runs exit 0"
+  fi
+  if ((${#torch_why[@]} > 0)); then
+    say "pytorch peer: ${#torch_why[@]} of $torch_runs runs exited non-zero or did not run (reported, not judged: the RESULT does not count them):"
+    for r in "${torch_why[@]}"; do say "  $r"; done
+  elif ((torch_runs > 0)); then
+    say "pytorch peer: all $torch_runs runs exit 0"
+  fi
   pack
 fi
 
 status=PASS
-((configure_rc != 0 || build_rc != 0 || tests_rc != 0 || bench_rc != 0 || memcheck_rc != 0)) &&
-  status=FAIL
-say "== RESULT: $status (configure $configure_rc, build $build_rc, tests $tests_rc (ctest $ctest_rc), bench $bench_rc, memcheck $memcheck_rc; -1: not run; ${SECONDS} s)"
+((configure_rc != 0 || build_rc != 0 || tests_rc != 0 || bench_rc != 0 || memcheck_rc != 0 ||
+  e2e_rc != 0)) && status=FAIL
+say "== RESULT: $status (configure $configure_rc, build $build_rc, tests $tests_rc (ctest $ctest_rc), bench $bench_rc, memcheck $memcheck_rc${mc_desc:+ ($mc_desc)}, e2e $e2e_rc; -1: not run$( ((torch_runs > 0)) && echo "; pytorch peer, not judged: ${#torch_why[@]} of $torch_runs failed"); ${SECONDS} s)"
 # $OUT holds two files in the end, summary.txt and logs.tar.gz (the full logs, the benchmark
 # JSON, ctest's JUnit file): a machine lent for the check may send back only a few files.
 cp "$SUMMARY" "$LOGS/summary.txt"
