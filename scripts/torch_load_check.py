@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Loads a tranq model.safetensors into PyTorch with load_state_dict(strict=True) and compares
-the two frameworks' predictions on the Fashion-MNIST test set. The file is parsed by hand
-(8-byte header size, JSON header, raw little-endian data), as the `safetensors` package does.
+"""Loads a tranq model.safetensors into PyTorch with load_state_dict(strict=True) and prints
+PyTorch's accuracy on the Fashion-MNIST test set, to be set beside the test_acc tranq reports
+for the same file (`tranq eval`). The file is parsed by hand (8-byte header size, JSON header,
+raw little-endian data), as the `safetensors` package does.
 
   /usr/bin/python3 scripts/torch_load_check.py RUNDIR/model.safetensors [N_IMAGES]
 """
