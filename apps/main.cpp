@@ -60,6 +60,11 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
   t->add_option("--model", c.model, "Model: " + join(tranq::model_names()))->capture_default_str();
   t->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
   t->add_option("--batch-size", c.batch_size, "Batch size")->capture_default_str();
+  t->add_option("--accum-steps", c.accum_steps,
+                "Batches per optimizer step (gradient accumulation; the gradient is their mean). "
+                "Steps, schedules, TRS and --max-steps/--log-every/--checkpoint-every count "
+                "optimizer steps")
+      ->capture_default_str();
   t->add_option("--optimizer", c.optimizer,
                 "Optimizer: sgd|adam|adamw, or with transition-rate scheduling sgdt|adamt|adamwt")
       ->capture_default_str();

@@ -25,6 +25,9 @@ std::string base_optimizer(const std::string& name) {
 void validate(const TrainConfig& c) {
   TRANQ_CHECK(c.epochs >= 1, "--epochs must be at least 1, got {}", c.epochs);
   TRANQ_CHECK(c.batch_size >= 1, "--batch-size must be at least 1, got {}", c.batch_size);
+  TRANQ_CHECK(c.accum_steps >= 1 && c.accum_steps <= 4096,
+              "--accum-steps must be in 1..4096 (batches per optimizer step), got {}",
+              c.accum_steps);
   TRANQ_CHECK(c.lr > 0, "--lr must be positive, got {}", c.lr);
   TRANQ_CHECK(c.warmup_steps >= 0, "--warmup-steps must be >= 0, got {}", c.warmup_steps);
   TRANQ_CHECK(c.weight_decay >= 0, "--weight-decay must be >= 0, got {}", c.weight_decay);
@@ -66,6 +69,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   TRANQ_CONFIG_FIELDS(X)
 #undef X
   j["image_size"] = c.image_size;
+  j["accum_steps"] = c.accum_steps;
   j["device"] = c.device;
   j["precision"] = c.precision;
   j["weight_scale"] = c.weight_scale;
@@ -80,6 +84,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
 #undef X
     // Absent in runs made before they existed.
     c.image_size = j.value("image_size", int64_t{0});
+    c.accum_steps = j.value("accum_steps", int64_t{1});
     c.device = j.value("device", std::string("cpu"));
     c.precision = j.value("precision", std::string("fp32"));
     c.weight_scale = j.value("weight_scale", std::string("auto"));

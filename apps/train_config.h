@@ -13,6 +13,11 @@ struct TrainConfig {
   std::string model = "resnet20";
   int64_t epochs = 10;
   int64_t batch_size = 128;
+  // Gradient accumulation: batches of batch_size per optimizer step. The step's gradient is the
+  // mean of its batches' (mean-loss) gradients; the LR schedule, TRS (transition counts once
+  // per update), --max-steps, --log-every and --checkpoint-every count optimizer steps. Batch
+  // norm still normalises each batch on its own, as in PyTorch.
+  int64_t accum_steps = 1;
   std::string optimizer = "sgd";
   double lr = 0.1;
   std::string lr_schedule = "cosine";

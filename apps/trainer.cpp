@@ -113,7 +113,9 @@ double run_train(TrainConfig cfg, bool resume) {
   lo.pinned = device.is_cuda();  // page-locked batches: faster host-to-device copies
   data::Loader loader(train_set, lo);
   const int64_t batches = loader.batches_per_epoch();
-  const int64_t total_steps = cfg.epochs * batches;
+  // Optimizer steps: an epoch's last step takes what is left of its batches.
+  const int64_t steps_per_epoch = (batches + cfg.accum_steps - 1) / cfg.accum_steps;
+  const int64_t total_steps = cfg.epochs * steps_per_epoch;
 
   optim::LrScheduleOptions so = optim::run_schedule_options(cfg.lr_schedule, total_steps);
   so.warmup_steps = cfg.warmup_steps;
@@ -208,19 +210,21 @@ double run_train(TrainConfig cfg, bool resume) {
   // after every step, on CUDA on log steps, every kProgressEvery steps, before every checkpoint
   // or model save and at an epoch's end, so that a step never waits for the device.
   StepStats stats;
+  std::vector<int64_t> stats_steps;  // the optimizer step of each batch in `stats`
   constexpr int64_t kProgressEvery = 25;
   const bool flush_every_step = device.is_cpu();
   // Takes the pending steps in order, exactly as the per-step code did: the divergence check
   // (naming the first step whose loss is not finite), the sums, then the progress display.
   auto flush_stats = [&] {
     const std::vector<StepRecord> records = stats.flush();
+    const std::vector<int64_t> steps = std::move(stats_steps);
+    stats_steps.clear();
     if (records.empty()) return;
-    const int64_t first_step = pos.step - static_cast<int64_t>(records.size());
     for (size_t i = 0; i < records.size(); ++i) {
       const StepRecord& r = records[i];
       TRANQ_CHECK_AS(Error, std::isfinite(r.loss),
                      "training diverged: loss is {} at step {} (try a lower --lr)", r.loss,
-                     first_step + static_cast<int64_t>(i));
+                     steps[i]);
       pos.epoch_loss_sum += r.loss * static_cast<double>(r.n);
       pos.epoch_correct += r.correct;
       pos.epoch_seen += r.n;
@@ -273,37 +277,50 @@ double run_train(TrainConfig cfg, bool resume) {
       restore_window(resumed_window);
       resumed_window = nullptr;
     }
-    while (loader.next(batch)) {
+    while (pos.batch < batches) {
       if (cfg.max_steps > 0 && pos.step >= cfg.max_steps) break;
-      report_skipped(batch.skipped, epoch_skipped);
-      if (batch.labels.numel() == 0) {  // every sample unreadable: nothing to train on
-        pos.batch = batch.index + 1;
-        continue;
-      }
+      // One optimizer step over the batches [pos.batch, group_end); checkpoints fall between
+      // steps, so a resumed run starts at a step's first batch.
+      const int64_t group_end = std::min(batches, pos.batch + cfg.accum_steps);
+      const int64_t group = group_end - pos.batch;
       const double lr = cfg.lr * schedule->factor(pos.step);
-      for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
-      if (run.qat) run.qat->before_step(*opt);  // TRS: the TALR drives the quantized weights
-      opt->zero_grad();
-      // Checked here, on the host batch, so that the loss need not check them on the device.
-      kernels::check_labels(batch.labels, train_set->num_classes(), "train");
-      // On a GPU: queued on the prefetcher's copy stream, overlapping the last step's compute,
-      // with no wait (the pinned cache keeps the batch's host memory until the copy has run).
-      const data::DevicePrefetcher::DeviceBatch on_device = prefetcher.upload(batch);
-      const Tensor& images = on_device.images;
-      const Tensor& labels = on_device.labels;
-      Tensor logits = model->forward(images);
-      Tensor loss =
-          ops::cross_entropy(logits, labels, cfg.label_smoothing, /*labels_checked=*/true);
-      loss.backward();
+      bool started = false;
+      for (int64_t b = pos.batch; b < group_end; ++b) {
+        TRANQ_CHECK_AS(Error, loader.next(batch) && batch.index == b,
+                       "data loader: expected batch {} of epoch {}", b, pos.epoch + 1);
+        report_skipped(batch.skipped, epoch_skipped);
+        if (batch.labels.numel() == 0) continue;  // every sample unreadable: nothing to train on
+        if (!started) {
+          for (auto& g : opt->param_groups()) g.lr = g.base_lr * schedule->factor(pos.step);
+          if (run.qat) run.qat->before_step(*opt);  // TRS: the TALR drives the quantized weights
+          opt->zero_grad();
+          started = true;
+        }
+        // Checked here, on the host batch, so that the loss need not check them on the device.
+        kernels::check_labels(batch.labels, train_set->num_classes(), "train");
+        // On a GPU: queued on the prefetcher's copy stream, overlapping the last step's
+        // compute, with no wait (the pinned cache keeps the batch's host memory until the copy
+        // has run).
+        const data::DevicePrefetcher::DeviceBatch on_device = prefetcher.upload(batch);
+        const Tensor& images = on_device.images;
+        const Tensor& labels = on_device.labels;
+        Tensor logits = model->forward(images);
+        Tensor loss =
+            ops::cross_entropy(logits, labels, cfg.label_smoothing, /*labels_checked=*/true);
+        // Leaf gradients accumulate over the step's batches: each adds 1/group of its own.
+        (group > 1 ? ops::scale(loss, 1.0 / static_cast<double>(group)) : loss).backward();
+        stats.add(loss, logits, labels);
+        stats_steps.push_back(pos.step);
+        last_batch_index = batch.index;
+      }
+      pos.batch = group_end;
+      if (!started) continue;  // no readable sample in the whole step
       opt->step();
       if (run.qat) {
         run.qat->after_step(pos.step);
         if (!run.qat->deferred()) transitions.add(*run.qat);  // else added at the log step
       }
-      stats.add(loss, logits, labels);
-      last_batch_index = batch.index;
       ++pos.step;
-      pos.batch = batch.index + 1;
 
       const bool log_step = cfg.log_every > 0 && pos.step % cfg.log_every == 0;
       if (flush_every_step || log_step || pos.step % kProgressEvery == 0) flush_stats();

@@ -1,0 +1,97 @@
+// Gradient accumulation (--accum-steps): optimizer steps are what the run counts, the step's
+// gradient is the mean over its batches, and resume stays exact between steps.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_util.h"
+#include "core/safetensors.h"
+
+using namespace tranq;
+using namespace tranq::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+class CliAccum : public TempRunDir {
+ protected:
+  // 96 images in batches of 16: 6 batches an epoch.
+  void SetUp() override { make_dirs(96, 40); }
+  std::string args(const fs::path& out, const std::string& extra) const {
+    return tiny_train_args(data_, "--epochs 2 --lr 0.05 --out " + out.string() + " " + extra);
+  }
+};
+
+std::vector<int64_t> steps_of(const fs::path& run, const std::string& kind) {
+  std::vector<int64_t> out;
+  for (const nlohmann::json& j : metrics_without_timings(run))
+    if (j.at("kind") == kind) out.push_back(j.at("step").get<int64_t>());
+  return out;
+}
+
+std::vector<double> tensor_values(const fs::path& file, const std::string& name) {
+  const SafetensorsContent c = load_safetensors(file.string());
+  for (const auto& [n, t] : c.tensors)
+    if (n == name) return t.to(DType::f64).to_vector<double>();
+  ADD_FAILURE() << file << " holds no " << name;
+  return {};
+}
+
+}  // namespace
+
+TEST_F(CliAccum, StepsScheduleAndLogsCountOptimizerSteps) {
+  const fs::path out = root_ / "run";
+  // 6 batches in steps of 4: a step of 4 batches, then one of the 2 left; 2 steps an epoch.
+  auto r = run_cli(args(out, "--accum-steps 4"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(steps_of(out, "step"), (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(steps_of(out, "epoch"), (std::vector<int64_t>{2, 4}));
+  // The cosine schedule runs over the 4 optimizer steps: step 2's lr is 0.05 * (1 + cos(pi/4))/2.
+  const std::vector<nlohmann::json> lines = metrics_without_timings(out);
+  EXPECT_NEAR(lines.at(1).at("lr").get<double>(), 0.05 * (1 + std::cos(M_PI / 4)) / 2, 1e-12);
+  EXPECT_EQ(run_cli(args(root_ / "bad", "--accum-steps 0")).code, 2);
+}
+
+TEST_F(CliAccum, TheStepGradientIsTheMeanOverItsBatches) {
+  // lr 1e-30 moves no weight by an ulp, so batches 0 and 1 see the same model in both runs; the
+  // momentum buffer (no weight decay) then holds the gradient: g0 after step 1 of the plain
+  // run, 0.5 * g0 + g1 after its step 2, and (g0 + g1) / 2 after the accumulating run's step.
+  const std::string common =
+      "--batch-size 8 --lr 1e-30 --weight-decay 0 --momentum 0.5 --nesterov false --max-steps ";
+  const fs::path one = root_ / "one", two = root_ / "two", acc = root_ / "acc";
+  ASSERT_EQ(run_cli(args(one, common + "1")).code, 0);
+  ASSERT_EQ(run_cli(args(two, common + "2")).code, 0);
+  ASSERT_EQ(run_cli(args(acc, common + "1 --accum-steps 2")).code, 0);
+  const std::string name = "optim/conv1.weight.momentum_buffer";
+  const std::vector<double> b1 = tensor_values(one / "checkpoint.safetensors", name);
+  const std::vector<double> b2 = tensor_values(two / "checkpoint.safetensors", name);
+  const std::vector<double> mean = tensor_values(acc / "checkpoint.safetensors", name);
+  ASSERT_EQ(b1.size(), mean.size());
+  ASSERT_EQ(b2.size(), mean.size());
+  double scale = 0;
+  for (double v : mean) scale = std::max(scale, std::abs(v));
+  ASSERT_GT(scale, 0.0);
+  for (size_t i = 0; i < mean.size(); ++i) {
+    const double g0 = b1[i], g1 = b2[i] - 0.5 * b1[i];
+    EXPECT_NEAR(mean[i], 0.5 * (g0 + g1), 1e-5 * scale) << i;
+  }
+}
+
+TEST_F(CliAccum, QatResumeBetweenStepsReproducesTheUninterruptedRun) {
+  const fs::path fp = root_ / "fp", full = root_ / "full", split = root_ / "split";
+  ASSERT_EQ(run_cli(args(fp, "--epochs 1")).code, 0);
+  const std::string qat =
+      "--accum-steps 4 --wbits 2 --optimizer sgdt --target-tr 0.01 "
+      "--init-from " +
+      (fp / "model.safetensors").string();
+  ASSERT_EQ(run_cli(args(full, qat)).code, 0);
+  ASSERT_EQ(run_cli(args(split, qat + " --max-steps 1")).code, 0);
+  auto r = run_cli("train --data " + data_.string() + " --out " + split.string() + " --resume");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(read_bytes(full / "model.safetensors") == read_bytes(split / "model.safetensors"));
+  EXPECT_EQ(metrics_without_timings(full), metrics_without_timings(split));
+  EXPECT_EQ(steps_of(full, "step"), (std::vector<int64_t>{1, 2, 3, 4}));
+}
