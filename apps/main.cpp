@@ -127,6 +127,11 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
                 "frozen")
       ->check(CLI::IsMember({"auto", "learned", "frozen"}))
       ->capture_default_str();
+  t->add_option("--act-sign", c.act_sign,
+                "QAT input quantizers: unsigned (the method), or auto: signed where the "
+                "calibration batch holds negative inputs (e.g. MobileNetV2's block inputs)")
+      ->check(CLI::IsMember({"unsigned", "auto"}))
+      ->capture_default_str();
   t->add_option("--scale-lr", c.scale_lr, "LR of the quantizer scales (no momentum, no decay)")
       ->capture_default_str();
   t->add_option("--target-tr", c.target_tr,

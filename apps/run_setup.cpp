@@ -23,6 +23,7 @@ quant::QuantizeOptions quantize_options(const nlohmann::json& m) {
   q.spec.learn_weight_scale = m.at("learn_weight_scale");
   q.spec.lsq_grad_scale = m.at("lsq_grad_scale");
   q.spec.scale_init = quant::parse_scale_init(m.at("scale_init"));
+  q.spec.signed_act_auto = m.value("signed_act_auto", false);  // absent before it existed
   q.first_last_bits = m.at("first_last_bits");
   return q;
 }
@@ -72,6 +73,7 @@ RunSetup build_run(const TrainConfig& cfg, int64_t in_channels, int64_t num_clas
                       {"learn_weight_scale", learn_weight_scale},
                       {"lsq_grad_scale", cfg.lsq_grad_scale},
                       {"scale_init", cfg.scale_init},
+                      {"signed_act_auto", cfg.act_sign == "auto"},
                       {"first_last_bits", cfg.first_last_bits}};
     quant::quantize_model(*run.model, quantize_options(run.quant_meta));
     layers = quant::quantized_layers(*run.model);

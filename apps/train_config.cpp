@@ -49,9 +49,11 @@ void validate(const TrainConfig& c) {
               "--abits must be in 1..8 (0: same as --wbits), got {}", c.act_bits);
   TRANQ_CHECK(c.first_last_bits >= 0 && c.first_last_bits <= 8,
               "--first-last-bits must be in 1..8 (0: full precision), got {}", c.first_last_bits);
+  TRANQ_CHECK(c.act_sign == "unsigned" || c.act_sign == "auto",
+              "--act-sign must be unsigned or auto, got '{}'", c.act_sign);
   if (c.weight_bits == 0) {
-    TRANQ_CHECK(c.act_bits == 0 && c.first_last_bits == 0,
-                "--abits and --first-last-bits quantize a QAT run: give --wbits too");
+    TRANQ_CHECK(c.act_bits == 0 && c.first_last_bits == 0 && c.act_sign == "unsigned",
+                "--abits, --first-last-bits and --act-sign quantize a QAT run: give --wbits too");
   }
   TRANQ_CHECK(c.scale_lr >= 0, "--scale-lr must be >= 0, got {}", c.scale_lr);
   TRANQ_CHECK(c.target_tr >= 0 && c.target_tr < 1,
@@ -73,6 +75,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["device"] = c.device;
   j["precision"] = c.precision;
   j["weight_scale"] = c.weight_scale;
+  j["act_sign"] = c.act_sign;
   return j;
 }
 
@@ -88,6 +91,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
     c.device = j.value("device", std::string("cpu"));
     c.precision = j.value("precision", std::string("fp32"));
     c.weight_scale = j.value("weight_scale", std::string("auto"));
+    c.act_sign = j.value("act_sign", std::string("unsigned"));
   } catch (const nlohmann::json::exception& e) {
     TRANQ_THROW(FormatError, "run config is incomplete or mistyped: {}", e.what());
   }

@@ -54,6 +54,9 @@ struct TrainConfig {
   double scale_lr = 0.01;  // LR of the quantizer scales (no momentum, no weight decay)
   // auto: learned by plain optimizers, frozen under TRS (the method); learned | frozen: forced.
   std::string weight_scale = "auto";
+  // Input quantizers: unsigned (the method), or auto: signed where the calibration batch holds
+  // a negative input (quant::QuantSpec::signed_act_auto).
+  std::string act_sign = "unsigned";
   // TRS (optimizers sgdt, adamt, adamwt).
   double target_tr = 0;  // R_0; 0: tr_factor * sqrt(weight_bits)
   double tr_factor = 5e-3;

@@ -1,5 +1,6 @@
 #include "quant/qlayers.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/autograd.h"
@@ -32,7 +33,8 @@ Moments moments(const T* p, int64_t n) {
   double v = 0;
   for (int64_t i = 0; i < n; ++i) v += (p[i] - mean) * (p[i] - mean);
   // Unbiased, as torch.std.
-  return {sa / static_cast<double>(n), std::sqrt(v / static_cast<double>(std::max<int64_t>(n - 1, 1)))};
+  return {sa / static_cast<double>(n),
+          std::sqrt(v / static_cast<double>(std::max<int64_t>(n - 1, 1)))};
 }
 
 Moments moments_of(const Tensor& t_in, int64_t row, int64_t rows) {
@@ -67,27 +69,49 @@ QuantizedLayer::QuantizedLayer(Tensor weight, Tensor bias, const QuantSpec& spec
   weight_scale_ = spec.learn_weight_scale ? register_parameter("weight_scale", ws)
                                           : register_buffer("weight_scale", ws);
   if (spec.act_bits != 0)
-    act_scale_ = register_parameter("act_scale", Tensor::ones({1}, weight.dtype(), weight.device()));
+    act_scale_ =
+        register_parameter("act_scale", Tensor::ones({1}, weight.dtype(), weight.device()));
+  if (spec.act_bits != 0 && spec.signed_act_auto)
+    act_signed_ = register_buffer("act_signed", Tensor::zeros({1}, DType::u8, weight.device()));
   if (spec.output_scale)
     output_scale_ = register_parameter("output_scale",
                                        Tensor::ones({n_scales}, weight.dtype(), weight.device()));
-  codes_ = register_buffer("weight_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
-  prev_codes_ =
-      register_buffer("weight_prev_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
+  codes_ =
+      register_buffer("weight_codes", Tensor::zeros(weight.shape(), DType::i8, weight.device()));
+  prev_codes_ = register_buffer("weight_prev_codes",
+                                Tensor::zeros(weight.shape(), DType::i8, weight.device()));
   init_weight_scale();
 }
 
-kernels::QuantRange QuantizedLayer::weight_range() const { return kernels::weight_range(spec_.weight_bits); }
-kernels::QuantRange QuantizedLayer::act_range() const { return kernels::activation_range(spec_.act_bits); }
+kernels::QuantRange QuantizedLayer::weight_range() const {
+  return kernels::weight_range(spec_.weight_bits);
+}
+kernels::QuantRange QuantizedLayer::act_range() const {
+  return act_signed() ? kernels::weight_range(spec_.act_bits)
+                      : kernels::activation_range(spec_.act_bits);
+}
+
+bool QuantizedLayer::act_signed() const {
+  if (!act_signed_.defined()) return false;
+  // Keyed by storage too: Module::to gives the buffer new storage with its own count.
+  if (act_signed_.version() != act_signed_version_ ||
+      act_signed_.storage().get() != act_signed_storage_) {
+    act_signed_cached_ = act_signed_.item() != 0;
+    act_signed_version_ = act_signed_.version();
+    act_signed_storage_ = act_signed_.storage().get();
+  }
+  return act_signed_cached_;
+}
 
 void QuantizedLayer::init_weight_scale() {
   drop_prepared_weight();
   const int64_t rows = weight_scale_.numel();
   std::vector<double> s(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r)
-    s[r] = scale_from(moments_of(weight_.to(Device::cpu()), r, rows), weight_range(), spec_.scale_init,
-                      false);
-  weight_scale_.copy_(Tensor::from_vector(s, {rows}).to(weight_scale_.dtype()).to(weight_scale_.device()));
+    s[r] = scale_from(moments_of(weight_.to(Device::cpu()), r, rows), weight_range(),
+                      spec_.scale_init, false);
+  weight_scale_.copy_(
+      Tensor::from_vector(s, {rows}).to(weight_scale_.dtype()).to(weight_scale_.device()));
   init_output_scale();
 }
 
@@ -108,8 +132,15 @@ Tensor QuantizedLayer::quantized_input(const Tensor& x_in) {
   // copies such an input with autograd, so the gradient still reaches the strided input.
   const Tensor x = x_in.is_contiguous() ? x_in : ops::reshape(x_in, x_in.shape());
   if (calibrating_) {
-    const double s = scale_from(moments_of(x.detach().to(Device::cpu()), 0, 1), act_range(),
-                                spec_.scale_init, true);
+    const Tensor host = x.detach().to(Device::cpu());
+    if (act_signed_.defined()) {
+      const Tensor h = host.contiguous().to(DType::f64);
+      const double* p = h.data<double>();
+      act_signed_.fill_(std::any_of(p, p + h.numel(), [](double v) { return v < 0; }) ? 1.0 : 0.0);
+    }
+    // A signed input is scaled as weights are (3*std, not the half-normal rule of ReLU outputs).
+    const double s =
+        scale_from(moments_of(host, 0, 1), act_range(), spec_.scale_init, !act_signed());
     act_scale_.fill_(s);
     init_output_scale();
   }
@@ -143,7 +174,8 @@ Tensor QuantizedLayer::quantized_weight() {
 Tensor QuantizedLayer::compute_codes() const {
   Tensor values = Tensor::empty(weight_.shape(), weight_.dtype(), weight_.device());
   Tensor codes = Tensor::empty(weight_.shape(), DType::i8, weight_.device());
-  kernels::fake_quantize_forward(weight_.detach(), weight_scale_.detach(), weight_range(), values, codes);
+  kernels::fake_quantize_forward(weight_.detach(), weight_scale_.detach(), weight_range(), values,
+                                 codes);
   return codes;
 }
 
@@ -172,7 +204,8 @@ Tensor QuantizedLayer::scale_and_bias(const Tensor& y) const {
 }
 
 QConv2d::QConv2d(const Conv2d& fp, const QuantSpec& spec)
-    : QuantizedLayer(fp.weight(), fp.bias(), spec), params_(fp.conv_params()),
+    : QuantizedLayer(fp.weight(), fp.bias(), spec),
+      params_(fp.conv_params()),
       in_channels_(fp.in_channels()) {
   set_compute_precision(fp.compute_precision());
 }

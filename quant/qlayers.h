@@ -1,6 +1,7 @@
 #pragma once
 // Quantized layers for QAT: QConv2d and QLinear fake-quantize their weights (signed codes) and
-// their input (unsigned codes) with the modified LSQ quantizer of docs/trs-method.md, then run
+// their input (unsigned codes; signed where QuantSpec::signed_act_auto and calibration saw a
+// negative input) with the modified LSQ quantizer of docs/trs-method.md, then run
 // the float op. No post-scaling: the BN that follows absorbs the scale. A layer with no
 // normalization after it (QuantSpec::output_scale; quantize_model sets it on the last Linear)
 // multiplies its output by a learnable output scale instead: y = o * op(x_q, W_q) + b.
@@ -9,8 +10,11 @@
 //   weight_scale       [1] or [O] (per channel)  parameter, or a frozen buffer under TRS
 //   act_scale          [1]                       parameter (absent when the input is not quantized)
 //   output_scale       weight_scale's shape      parameter (only with QuantSpec::output_scale)
+//   act_signed         u8 [1]                    buffer: 1 for a signed input range (only with
+//                                                QuantSpec::signed_act_auto and act_scale)
 //   weight_codes       int8, weight's shape      buffer: codes at the last transition count
-//   weight_prev_codes  int8, weight's shape      buffer: each weight's code before its last transition
+//   weight_prev_codes  int8, weight's shape      buffer: each weight's code before its last
+//   transition
 #include <memory>
 #include <string>
 
@@ -30,10 +34,10 @@ ScaleInit parse_scale_init(const std::string& s);  // "3std" | "lsq"
 
 struct QuantSpec {
   int weight_bits = 2;
-  int act_bits = 2;              // 0: the input is not quantized (e.g. the image into the first conv)
-  bool per_channel = false;      // one weight scale per output channel
+  int act_bits = 2;          // 0: the input is not quantized (e.g. the image into the first conv)
+  bool per_channel = false;  // one weight scale per output channel
   bool learn_weight_scale = true;
-  bool lsq_grad_scale = false;   // multiply scale gradients by 1/sqrt(N*Qp)
+  bool lsq_grad_scale = false;  // multiply scale gradients by 1/sqrt(N*Qp)
   ScaleInit scale_init = ScaleInit::three_std;
   // A learnable output scale o (one per output channel with per_channel, else one), applied
   // before the bias: y = o * op(x_q, W_q) + b. For a layer with no BN after it, which would
@@ -41,6 +45,11 @@ struct QuantSpec {
   // weight scale is initialised or the activation scale calibrated; o itself is used as is
   // (a plain multiplier, not a divisor, so no |.|).
   bool output_scale = false;
+  // Calibration gives the input quantizer the signed range of weights ((lo, hi, g) of
+  // kernels::weight_range, scale initialised as a weight's: 3*std) when the calibration batch
+  // holds a negative input, e.g. MobileNetV2's linear bottleneck outputs, which the unsigned
+  // range would clip to 0. Off: always the method's unsigned range.
+  bool signed_act_auto = false;
 };
 
 // The float op runs in compute_precision(), taken from the float layer it replaces (and set
@@ -56,7 +65,9 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
   const Tensor& codes() const { return codes_; }
   const Tensor& prev_codes() const { return prev_codes_; }
   kernels::QuantRange weight_range() const;
+  // The input quantizer's range: unsigned, or signed after a calibration that set act_signed.
   kernels::QuantRange act_range() const;
+  bool act_signed() const;
 
   // Sets the weight scale from the current latent weights (spec().scale_init), and the
   // output scale (if any) from the new weight scale (init_output_scale).
@@ -97,6 +108,12 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
  private:
   QuantSpec spec_;
   Tensor weight_, bias_, weight_scale_, act_scale_, output_scale_, codes_, prev_codes_;
+  Tensor act_signed_;  // u8 [1] buffer, or undefined
+  // act_signed_'s value as of its version: read again only after a write (a state-dict load,
+  // a calibration), so that a forward on a GPU does not wait to read it.
+  mutable bool act_signed_cached_ = false;
+  mutable uint64_t act_signed_version_ = ~uint64_t{0};
+  mutable const void* act_signed_storage_ = nullptr;
   Tensor prepared_weight_;
   bool calibrating_ = false;
   bool integer_mode_ = false;

@@ -14,7 +14,8 @@ std::vector<std::string> quantize_model(Module& model, const QuantizeOptions& op
     if (first_conv.empty() && dynamic_cast<Conv2d*>(m)) first_conv = name;
     if (dynamic_cast<Linear*>(m)) last_linear = name;
   }
-  TRANQ_CHECK(!first_conv.empty() || !last_linear.empty(), "quantize_model: the model has no Conv2d or Linear");
+  TRANQ_CHECK(!first_conv.empty() || !last_linear.empty(),
+              "quantize_model: the model has no Conv2d or Linear");
   std::vector<std::string> done;
   for (auto& [name, m] : modules) {
     auto* conv = dynamic_cast<Conv2d*>(m);
@@ -67,11 +68,17 @@ void calibrate_activation_scales(Module& model, const Tensor& batch) {
   for (auto& [n, m] : model.named_modules()) modes.emplace_back(m, m->is_training());
   // Runs on success and on failure alike, so that a forward that throws half way leaves no
   // calibration mode, mode change or running statistics behind.
-  auto restore = [&] {
+  // After a successful forward the input quantizers' act_signed flags are its result and stay.
+  auto restore = [&](bool keep_signs) {
     for (auto& [n, q] : layers) q->set_calibrating(false);
     for (auto& [m, on] : modes) m->train(on);
     auto buffers = model.named_buffers();
-    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].second.copy_(saved[i].second);
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      const std::string& n = buffers[i].first;
+      const bool sign =
+          n == "act_signed" || (n.size() > 11 && n.compare(n.size() - 11, 11, ".act_signed") == 0);
+      if (!(keep_signs && sign)) buffers[i].second.copy_(saved[i].second);
+    }
   };
   model.train(true);
   for (auto& [n, q] : layers) q->set_calibrating(true);
@@ -79,14 +86,14 @@ void calibrate_activation_scales(Module& model, const Tensor& batch) {
     NoGradGuard no_grad;
     model.forward(batch);
   } catch (...) {
-    restore();
+    restore(false);
     for (size_t i = 0; i < layers.size(); ++i) {
       if (saved_scales[i].defined()) layers[i].second->act_scale().copy_(saved_scales[i]);
       if (saved_out[i].defined()) layers[i].second->output_scale().copy_(saved_out[i]);
     }
     throw;
   }
-  restore();
+  restore(true);
 }
 
 }  // namespace tranq::quant

@@ -25,8 +25,10 @@ std::vector<std::pair<std::string, QuantizedLayer*>> quantized_layers(Module& mo
 
 // Sets every quantized layer's activation scale from one forward of `batch` (training mode,
 // no gradient), as the method initialises them from the first training batch (and output
-// scales to |s_w|*|s_a|, QuantizedLayer::init_output_scale); BN running
-// statistics and other buffers are restored afterwards so calibration leaves no other trace.
+// scales to |s_w|*|s_a|, QuantizedLayer::init_output_scale) and, with
+// QuantSpec::signed_act_auto, each input quantizer's act_signed flag; BN running statistics and
+// other buffers are restored afterwards so calibration leaves no other trace (on a failed
+// forward, none at all).
 void calibrate_activation_scales(Module& model, const Tensor& batch);
 
 }  // namespace tranq::quant

@@ -235,3 +235,51 @@ TEST(Calibration, LsqRuleForActivations) {
 }
 
 }  // namespace
+
+TEST(Calibration, SignedAutoGivesNegativeInputsTheWeightsRange) {
+  QuantSpec spec = spec_of(2, 2, false);
+  spec.signed_act_auto = true;
+  auto m = two_layer_model(spec);
+  auto* q0 = dynamic_cast<QuantizedLayer*>(m->at(0).get());
+  auto* q1 = dynamic_cast<QuantizedLayer*>(m->at(3).get());
+  EXPECT_FALSE(q0->act_signed()) << "unsigned until a calibration says otherwise";
+  Tensor x = test::random_tensor({3, 2, 5, 5}, 41, -1.0, 3.0, DType::f32);
+  quant::calibrate_activation_scales(*m, x);
+  // The image holds negatives: signed codes -2..1 at 2 bits, scaled as a weight (3*std).
+  ASSERT_TRUE(q0->act_signed());
+  const QuantRange r0 = q0->act_range(), w2 = kernels::weight_range(2);
+  EXPECT_EQ(r0.lo, w2.lo);
+  EXPECT_EQ(r0.hi, w2.hi);
+  EXPECT_EQ(r0.g, w2.g);
+  expect_rel_near(q0->act_scale().item(), 3.0 * stats_of(as_doubles(x)).std, "signed input");
+  // After BN and ReLU nothing is negative: the method's unsigned range and rule.
+  EXPECT_FALSE(q1->act_signed());
+  EXPECT_EQ(q1->act_range().lo, 0);
+
+  // The flag is state: a model loading this state dict quantizes the same way.
+  auto m2 = two_layer_model(spec);
+  auto* r = dynamic_cast<QuantizedLayer*>(m2->at(0).get());
+  EXPECT_FALSE(r->act_signed());  // read (and cached) before the load
+  m2->load_state_dict(m->state_dict());
+  EXPECT_TRUE(r->act_signed());
+  EXPECT_FALSE(dynamic_cast<QuantizedLayer*>(m2->at(3).get())->act_signed());
+
+  // A negative input inside the signed range passes gradient (the unsigned range clips it
+  // to 0 and passes none).
+  for (bool signed_auto : {true, false}) {
+    QuantSpec s = spec_of(2, 2, false);
+    s.signed_act_auto = signed_auto;
+    Conv2d c(2, 4, 3, 1, 1, 1, 1, false, DType::f32, 31);
+    auto layer = std::make_shared<QConv2d>(c, s);
+    quant::calibrate_activation_scales(*layer, x);
+    Tensor xi = Tensor::full({1, 2, 5, 5}, -0.3 * layer->act_scale().item() / 2);
+    xi.set_requires_grad(true);
+    ops::sum(layer->forward(xi)).backward();
+    double grad_abs = 0;
+    for (float g : xi.grad().to_vector<float>()) grad_abs += std::fabs(g);
+    if (signed_auto)
+      EXPECT_GT(grad_abs, 0.0);
+    else
+      EXPECT_EQ(grad_abs, 0.0);
+  }
+}
