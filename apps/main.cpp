@@ -273,8 +273,8 @@ int main(int argc, char** argv) {
       precision_flag(train_cfg.precision);  // before anything is written
       if (resume) {                         // not given again: the run's own values (run_train)
         CLI::App* t = app.get_subcommand("train");
-        if (t->get_option("--threads")->count() == 0) train_cfg.threads = 0;
-        if (t->get_option("--device")->count() == 0) train_cfg.device.clear();
+        train_cfg.threads_given = t->get_option("--threads")->count() > 0;
+        train_cfg.device_given = t->get_option("--device")->count() > 0;
       }
       double acc = tranq::app::run_train(train_cfg, resume);
       fmt::print("test_acc={:.2f}\n", 100 * acc);

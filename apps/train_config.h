@@ -29,9 +29,11 @@ struct TrainConfig {
   bool augment = true;
   int64_t image_size = 0;  // image-folder data sets: crop size (0: 224)
   uint64_t seed = 0;
-  // --resume takes the run's saved threads and device unless these are set (0 and "": not set).
   int threads = 2;
   std::string device = "cpu";  // cpu, cuda, cuda:N
+  // Not saved: false where the command line left threads/device out, so that --resume keeps
+  // the run's own (a CPU run is bit-exact only with its thread count).
+  bool threads_given = true, device_given = true;
   int workers = 1;
   std::string out;
   int64_t checkpoint_every = 0;  // 0: only at epoch ends

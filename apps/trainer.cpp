@@ -19,6 +19,7 @@
 #include "datasets/loader.h"
 #include "datasets/sources.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/elementwise.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
 #include "optim/lr_schedule.h"
@@ -72,14 +73,14 @@ double run_train(TrainConfig cfg, bool resume) {
     cfg = config_from_json(nlohmann::json::parse(read_file(config_path(cfg.out)), nullptr, false));
     // A resumed run is bit-exact only with the thread count it ran with: keep the saved one
     // unless the user chose another (and the device likewise).
-    if (given.threads > 0) cfg.threads = given.threads;
-    if (!given.device.empty()) cfg.device = given.device;
+    if (given.threads_given) cfg.threads = given.threads;
+    if (given.device_given) cfg.device = given.device;
+    cfg.threads_given = given.threads_given;
+    cfg.device_given = given.device_given;
     cfg.max_steps = given.max_steps;
     cfg.out = given.out;  // the run directory may have moved since it was made
     if (!given.data_dir.empty()) cfg.data_dir = given.data_dir;  // the data may have moved
   }
-  if (cfg.threads == 0) cfg.threads = TrainConfig().threads;
-  if (cfg.device.empty()) cfg.device = TrainConfig().device;
   TRANQ_CHECK(!cfg.data_dir.empty(),
               "--data DIR is required (the directory of the data set's files)");
   validate(cfg);
@@ -95,7 +96,17 @@ double run_train(TrainConfig cfg, bool resume) {
               cfg.out);
   set_num_threads(cfg.threads);
   // Everything that can fail on bad input happens before the run directory is touched.
-  const Device device = select_device(cfg.device);
+  const Device device = [&] {
+    try {
+      return select_device(cfg.device);
+    } catch (const DeviceError& e) {
+      if (!resume || cfg.device_given) throw;
+      TRANQ_THROW(DeviceError,
+                  "{} (the run in {} was made on {}; --device cpu continues it on "
+                  "the CPU)",
+                  e.what(), cfg.out, cfg.device);
+    }
+  }();
 
   data::SourceOptions train_opt, test_opt;
   train_opt.augment = cfg.augment;
@@ -224,7 +235,7 @@ double run_train(TrainConfig cfg, bool resume) {
       const StepRecord& r = records[i];
       TRANQ_CHECK_AS(Error, std::isfinite(r.loss),
                      "training diverged: loss is {} at step {} (try a lower --lr)", r.loss,
-                     steps[i]);
+                     steps[i] + 1);  // 1-based, as the metrics lines count steps
       pos.epoch_loss_sum += r.loss * static_cast<double>(r.n);
       pos.epoch_correct += r.correct;
       pos.epoch_seen += r.n;
@@ -285,6 +296,7 @@ double run_train(TrainConfig cfg, bool resume) {
       const int64_t group = group_end - pos.batch;
       const double lr = cfg.lr * schedule->factor(pos.step);
       bool started = false;
+      int64_t used = 0;  // batches with a readable sample
       for (int64_t b = pos.batch; b < group_end; ++b) {
         TRANQ_CHECK_AS(Error, loader.next(batch) && batch.index == b,
                        "data loader: expected batch {} of epoch {}", b, pos.epoch + 1);
@@ -311,10 +323,24 @@ double run_train(TrainConfig cfg, bool resume) {
         (group > 1 ? ops::scale(loss, 1.0 / static_cast<double>(group)) : loss).backward();
         stats.add(loss, logits, labels);
         stats_steps.push_back(pos.step);
+        ++used;
         last_batch_index = batch.index;
       }
       pos.batch = group_end;
       if (!started) continue;  // no readable sample in the whole step
+      if (used < group) {
+        // A batch with no readable sample took its 1/group share of the mean: weight the others
+        // 1/used instead, so the step's gradient stays the mean over the batches it had.
+        const double f = static_cast<double>(group) / static_cast<double>(used);
+        for (auto& pg : opt->param_groups())
+          for (const Tensor& p : pg.params) {
+            const Tensor g = p.grad();
+            if (!g.defined()) continue;
+            Tensor scaled = Tensor::empty(g.shape(), g.dtype(), g.device());
+            kernels::scale(g.contiguous(), f, scaled);
+            p.set_grad(scaled);
+          }
+      }
       opt->step();
       if (run.qat) {
         run.qat->after_step(pos.step);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -158,7 +159,8 @@ TEST_F(Cli, OutOfRangeFlagsAreRefusedBeforeAnythingIsWritten) {
       {"--checkpoint-every -1", "--checkpoint-every"},
       {"--weight-decay -0.1", "--weight-decay"},
       {"--wbits 2 --optimizer sgdt --target-tr -1", "--target-tr"},
-      {"--workers -1", "--workers"}};
+      {"--workers -1", "--workers"},
+      {"--threads 0", "--threads"}};
   int i = 0;
   for (const auto& [flags, name] : cases) {
     const fs::path out = root_ / ("bad" + std::to_string(i++));
@@ -332,4 +334,23 @@ TEST_F(Cli, DeviceCudaWithoutGpuSaysNoCudaDevice) {
   const auto r = tranq::test::run_cli("bench --model resnet20 --iters 1 --warmup 0 --device tpu");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.out.find("--device must be cpu, cuda or cuda:N"), std::string::npos) << r.out;
+
+  // A GPU run resumed here without --device: the error says where the device came from and
+  // how to continue on the CPU.
+  const fs::path run = root_ / "gpu_run";
+  ASSERT_EQ(run_cli(train_args(run, "--max-steps 1")).code, 0);
+  std::string config = read_bytes(run / "config.json");
+  const auto at = config.find("\"device\": \"cpu\"");
+  ASSERT_NE(at, std::string::npos) << config;
+  config.replace(at, 15, "\"device\": \"cuda\"");
+  std::ofstream(run / "config.json") << config;
+  const auto resumed =
+      run_cli("train --data " + data_.string() + " --out " + run.string() + " --resume");
+  EXPECT_EQ(resumed.code, 2) << resumed.out;
+  EXPECT_NE(resumed.out.find("was made on cuda; --device cpu continues it"), std::string::npos)
+      << resumed.out;
+  EXPECT_EQ(run_cli("train --data " + data_.string() + " --out " + run.string() +
+                    " --resume --device cpu")
+                .code,
+            0);
 }

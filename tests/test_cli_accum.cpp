@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli_util.h"
 #include "core/safetensors.h"
+#include "datasets/jpeg.h"
 
 using namespace tranq;
 using namespace tranq::test;
@@ -94,4 +96,37 @@ TEST_F(CliAccum, QatResumeBetweenStepsReproducesTheUninterruptedRun) {
   EXPECT_TRUE(read_bytes(full / "model.safetensors") == read_bytes(split / "model.safetensors"));
   EXPECT_EQ(metrics_without_timings(full), metrics_without_timings(split));
   EXPECT_EQ(steps_of(full, "step"), (std::vector<int64_t>{1, 2, 3, 4}));
+}
+
+TEST_F(CliAccum, ABatchWithNoReadableImageDoesNotShrinkTheStep) {
+  // Two training images, one corrupt, in batches of 1: the accumulating step holds the good
+  // batch and the empty one, and its gradient must be the good batch's alone, as after the
+  // plain run's first step (lr 1e-30 and no weight decay: the momentum buffer is the gradient).
+  const fs::path data = root_ / "folder";
+  std::vector<uint8_t> px(32 * 32 * 3);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(37 * i % 251);
+  const std::vector<uint8_t> good = data::encode_jpeg(px.data(), 32, 32, 3, 90);
+  std::vector<uint8_t> broken = good;
+  broken.resize(broken.size() / 3);
+  auto write = [](const fs::path& p, const std::vector<uint8_t>& bytes) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+  };
+  write(data / "train" / "a" / "x.jpg", broken);
+  write(data / "train" / "b" / "y.jpg", good);
+  write(data / "val" / "a" / "x.jpg", good);
+  write(data / "val" / "b" / "y.jpg", good);
+  const std::string common = "train --dataset folder --data " + data.string() +
+                             " --model resnet20 --image-size 32 --batch-size 1 --epochs 1 "
+                             "--threads 1 --workers 1 --lr 1e-30 --weight-decay 0 --momentum 0.5 "
+                             "--nesterov false --max-steps 1 --out ";
+  const fs::path one = root_ / "one", acc = root_ / "acc";
+  ASSERT_EQ(run_cli(common + one.string()).code, 0);
+  ASSERT_EQ(run_cli(common + acc.string() + " --accum-steps 2").code, 0);
+  const std::string name = "optim/conv1.weight.momentum_buffer";
+  const std::vector<double> g = tensor_values(one / "checkpoint.safetensors", name);
+  ASSERT_FALSE(g.empty());
+  EXPECT_EQ(tensor_values(acc / "checkpoint.safetensors", name), g);
 }
