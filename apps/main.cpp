@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
               "PyTorch's default for convolutions). Off: products as exact as the CPU's");
 
   struct {
-    std::string model = "resnet20", weights, dataset = "fashion-mnist", data, out;
+    std::string model = "resnet20", weights, dataset = "fashion-mnist", data, out, device = "cpu";
   } ex;
   auto* x =
       app.add_subcommand("export", "Write the integer model of QAT weights: int8 codes and scales");
@@ -237,6 +237,9 @@ int main(int argc, char** argv) {
   x->add_option("--data", ex.data, "folder data sets: their directory (the classes are counted)");
   x->add_option("--weights", ex.weights, "QAT weights (RUNDIR/model.safetensors)")->required();
   x->add_option("--out", ex.out, "Output .safetensors")->required();
+  x->add_option("--device", ex.device,
+                "Where the codes are computed: cpu, cuda or cuda:N (the same codes either way)")
+      ->capture_default_str();
 
   struct {
     std::string model = "resnet20", weights, out;
@@ -301,11 +304,13 @@ int main(int argc, char** argv) {
                    r.skipped.front());
       fmt::print("test_acc={:.2f}\n", 100 * r.accuracy);
     } else if (app.got_subcommand("export")) {
+      const tranq::Device device = tranq::app::select_device(ex.device);
       auto content = tranq::load_safetensors(ex.weights);
       const auto shape = tranq::data::dataset_shape(ex.dataset, ex.data);
       auto model =
           tranq::app::model_for_weights(ex.model, shape.channels, shape.classes, content.metadata);
       tranq::app::load_weights(*model, content, ex.weights);
+      model->to(device);
       auto out = tranq::app::export_integer_model(*model, content.metadata);
       tranq::save_safetensors(ex.out, out.tensors, out.metadata);
       fmt::print("wrote {} ({} tensors)\n", ex.out, out.tensors.size());

@@ -325,7 +325,8 @@ TEST_F(Cli, DeviceCudaWithoutGpuSaysNoCudaDevice) {
                "--device cuda:1 --out " +
                (root_ / "run").string(),
            "eval --dataset fashion-mnist --data " + data_.string() +
-               " --weights nowhere.safetensors --device cuda"}) {
+               " --weights nowhere.safetensors --device cuda",
+           std::string("export --weights nowhere.safetensors --out x.safetensors --device cuda")}) {
     const auto r = tranq::test::run_cli(cmd);
     EXPECT_EQ(r.code, 2) << cmd << "\n" << r.out;
     EXPECT_NE(r.out.find("tranq: error: no CUDA device"), std::string::npos) << r.out;

@@ -98,3 +98,14 @@ TEST_F(CliCuda, QatTrsRunTracksTheCpuEvaluatesAndResumesExactly) {
   EXPECT_EQ(read_bytes(root_ / "gpu" / "checkpoint.safetensors"),
             read_bytes(root_ / "split" / "checkpoint.safetensors"));
 }
+
+TEST_F(CliCuda, ExportOnTheGpuWritesTheCpusCodes) {
+  auto run = run_cli(qat(root_ / "q", "--device cpu --max-steps 3"));
+  ASSERT_EQ(run.code, 0) << run.out;
+  const std::string args = "export --model resnet20 --dataset fashion-mnist --weights " +
+                           (root_ / "q" / "model.safetensors").string() + " --out ";
+  ASSERT_EQ(run_cli(args + (root_ / "cpu.safetensors").string() + " --device cpu").code, 0);
+  auto gpu = run_cli(args + (root_ / "gpu.safetensors").string() + " --device cuda");
+  ASSERT_EQ(gpu.code, 0) << gpu.out;
+  EXPECT_TRUE(read_bytes(root_ / "cpu.safetensors") == read_bytes(root_ / "gpu.safetensors"));
+}
