@@ -3,56 +3,21 @@
 // memory, registered as the CUDA backend when no real GPU is present.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "core/allocator.h"
 #include "core/tensor.h"
+#include "fake_device.h"
 #include "kernels/cuda_runtime.h"
 
 using namespace tranq;
 
 namespace {
 
-class HostAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes) override { return bytes ? std::malloc(bytes) : nullptr; }
-  void deallocate(void* p, size_t) override { std::free(p); }
-};
-
-// Device memory that is host memory; copies are plain byte copies, as a backend's are.
-class FakeDevice final : public DeviceBackend {
- public:
-  Allocator& allocator(int) override { return alloc_; }
-  void copy(void* dst, Device, const void* src, Device, size_t bytes) override {
-    if (bytes) std::memcpy(dst, src, bytes);
-  }
-  void fill_zero(void* dst, Device, size_t bytes) override {
-    if (bytes) std::memset(dst, 0, bytes);
-  }
-  void fill_pattern(void* dst, Device, const void* pattern, size_t size, size_t count) override {
-    for (size_t i = 0; i < count; ++i)
-      std::memcpy(static_cast<char*>(dst) + i * size, pattern, size);
-    ++fills;
-  }
-  int fills = 0;
-
- private:
-  HostAllocator alloc_;
-};
-
-FakeDevice& fake() {
-  static FakeDevice d;
-  return d;
-}
-
 class DeviceCopy : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    if (cuda::device_count(&why) > 0) GTEST_SKIP() << "a real CUDA device is present";
-    register_backend(DeviceType::cuda, &fake());
+    if (!test::use_fake_cuda_unless_real()) GTEST_SKIP() << "a real CUDA device is present";
   }
 };
 
@@ -93,10 +58,10 @@ TEST_F(DeviceCopy, WritingIntoAStridedDeviceViewKeepsTheRest) {
 // A non-zero fill of a contiguous device tensor is one backend fill of the element's bytes (no
 // host copy); a strided view is filled through the host mirror and keeps the rest.
 TEST_F(DeviceCopy, FillsUseTheBackendsPatternFill) {
-  const int before = fake().fills;
+  const int before = test::fake_device().fills;
   const Tensor d = Tensor::zeros({2, 3}, DType::f64, Device::cuda());
   d.fill_(2.5);
-  EXPECT_EQ(fake().fills, before + 1);
+  EXPECT_EQ(test::fake_device().fills, before + 1);
   EXPECT_EQ(d.to(Device::cpu()).to_vector<double>(), std::vector<double>(6, 2.5));
   const Tensor i8 = Tensor::ones({5}, DType::i8, Device::cuda());
   EXPECT_EQ(i8.to(Device::cpu()).to_vector<int8_t>(), std::vector<int8_t>(5, 1));

@@ -4,14 +4,13 @@
 // registered as the CUDA backend when no real GPU is present (as in test_device_copy).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/allocator.h"
 #include "core/autograd.h"
+#include "fake_device.h"
 #include "kernels/cuda_runtime.h"
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
@@ -177,38 +176,10 @@ TEST(LoadStateDict, AbsentBatchNormCounterLoadsAsZero) {
 
 namespace {
 
-class HostAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes) override { return bytes ? std::malloc(bytes) : nullptr; }
-  void deallocate(void* p, size_t) override { std::free(p); }
-};
-
-// Device memory that is host memory; copies are plain byte copies, as a backend's are.
-class FakeDevice final : public DeviceBackend {
- public:
-  Allocator& allocator(int) override { return alloc_; }
-  void copy(void* dst, Device, const void* src, Device, size_t bytes) override {
-    if (bytes) std::memcpy(dst, src, bytes);
-  }
-  void fill_zero(void* dst, Device, size_t bytes) override {
-    if (bytes) std::memset(dst, 0, bytes);
-  }
-  void fill_pattern(void* dst, Device, const void* pattern, size_t size, size_t count) override {
-    for (size_t i = 0; i < count; ++i)
-      std::memcpy(static_cast<char*>(dst) + i * size, pattern, size);
-  }
-
- private:
-  HostAllocator alloc_;
-};
-
 class ModuleTo : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    if (cuda::device_count(&why) > 0) return;  // the real device then
-    static FakeDevice fake;
-    register_backend(DeviceType::cuda, &fake);
+    test::use_fake_cuda_unless_real();  // else the real device
   }
 };
 
