@@ -65,6 +65,10 @@ void add_train(CLI::App& app, TrainConfig& c, bool& resume) {
                 "Steps, schedules, TRS and --max-steps/--log-every/--checkpoint-every count "
                 "optimizer steps")
       ->capture_default_str();
+  t->add_option("--clip-grad-norm", c.clip_grad_norm,
+                "Clip each step's gradient to this global 2-norm, as "
+                "torch.nn.utils.clip_grad_norm_ (0: no clipping)")
+      ->capture_default_str();
   t->add_option("--optimizer", c.optimizer,
                 "Optimizer: sgd|adam|adamw, or with transition-rate scheduling sgdt|adamt|adamwt")
       ->capture_default_str();

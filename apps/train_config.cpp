@@ -1,5 +1,7 @@
 #include "apps/train_config.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace tranq::app {
@@ -28,6 +30,8 @@ void validate(const TrainConfig& c) {
   TRANQ_CHECK(c.accum_steps >= 1 && c.accum_steps <= 4096,
               "--accum-steps must be in 1..4096 (batches per optimizer step), got {}",
               c.accum_steps);
+  TRANQ_CHECK(c.clip_grad_norm >= 0 && std::isfinite(c.clip_grad_norm),
+              "--clip-grad-norm must be >= 0 (0: no clipping), got {}", c.clip_grad_norm);
   TRANQ_CHECK(c.lr > 0, "--lr must be positive, got {}", c.lr);
   TRANQ_CHECK(c.warmup_steps >= 0, "--warmup-steps must be >= 0, got {}", c.warmup_steps);
   TRANQ_CHECK(c.weight_decay >= 0, "--weight-decay must be >= 0, got {}", c.weight_decay);
@@ -72,6 +76,7 @@ nlohmann::json to_json(const TrainConfig& c) {
 #undef X
   j["image_size"] = c.image_size;
   j["accum_steps"] = c.accum_steps;
+  j["clip_grad_norm"] = c.clip_grad_norm;
   j["device"] = c.device;
   j["precision"] = c.precision;
   j["weight_scale"] = c.weight_scale;
@@ -88,6 +93,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
     // Absent in runs made before they existed.
     c.image_size = j.value("image_size", int64_t{0});
     c.accum_steps = j.value("accum_steps", int64_t{1});
+    c.clip_grad_norm = j.value("clip_grad_norm", 0.0);
     c.device = j.value("device", std::string("cpu"));
     c.precision = j.value("precision", std::string("fp32"));
     c.weight_scale = j.value("weight_scale", std::string("auto"));

@@ -18,6 +18,8 @@ struct TrainConfig {
   // per update), --max-steps, --log-every and --checkpoint-every count optimizer steps. Batch
   // norm still normalises each batch on its own, as in PyTorch.
   int64_t accum_steps = 1;
+  // > 0: clip the step's gradient to this global 2-norm (torch.nn.utils.clip_grad_norm_).
+  double clip_grad_norm = 0;
   std::string optimizer = "sgd";
   double lr = 0.1;
   std::string lr_schedule = "cosine";

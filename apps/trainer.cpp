@@ -22,6 +22,7 @@
 #include "kernels/elementwise.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
+#include "optim/clip_grad.h"
 #include "optim/lr_schedule.h"
 #include "quant/transform.h"
 
@@ -340,6 +341,12 @@ double run_train(TrainConfig cfg, bool resume) {
             kernels::scale(g.contiguous(), f, scaled);
             p.set_grad(scaled);
           }
+      }
+      if (cfg.clip_grad_norm > 0) {
+        std::vector<Tensor> params;
+        for (const auto& pg : opt->param_groups())
+          params.insert(params.end(), pg.params.begin(), pg.params.end());
+        optim::clip_grad_norm(params, cfg.clip_grad_norm);
       }
       opt->step();
       if (run.qat) {

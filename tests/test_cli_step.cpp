@@ -1,5 +1,6 @@
-// Gradient accumulation (--accum-steps): optimizer steps are what the run counts, the step's
-// gradient is the mean over its batches, and resume stays exact between steps.
+// What an optimizer step is made of. Gradient accumulation (--accum-steps): optimizer steps are
+// what the run counts, the step's gradient is the mean over its batches, and resume stays exact
+// between steps. Clipping (--clip-grad-norm): the step's gradient has at most that norm.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class CliAccum : public TempRunDir {
+class CliStep : public TempRunDir {
  protected:
   // 96 images in batches of 16: 6 batches an epoch.
   void SetUp() override { make_dirs(96, 40); }
@@ -44,7 +45,7 @@ std::vector<double> tensor_values(const fs::path& file, const std::string& name)
 
 }  // namespace
 
-TEST_F(CliAccum, StepsScheduleAndLogsCountOptimizerSteps) {
+TEST_F(CliStep, StepsScheduleAndLogsCountOptimizerSteps) {
   const fs::path out = root_ / "run";
   // 6 batches in steps of 4: a step of 4 batches, then one of the 2 left; 2 steps an epoch.
   auto r = run_cli(args(out, "--accum-steps 4"));
@@ -57,7 +58,7 @@ TEST_F(CliAccum, StepsScheduleAndLogsCountOptimizerSteps) {
   EXPECT_EQ(run_cli(args(root_ / "bad", "--accum-steps 0")).code, 2);
 }
 
-TEST_F(CliAccum, TheStepGradientIsTheMeanOverItsBatches) {
+TEST_F(CliStep, TheStepGradientIsTheMeanOverItsBatches) {
   // lr 1e-30 moves no weight by an ulp, so batches 0 and 1 see the same model in both runs; the
   // momentum buffer (no weight decay) then holds the gradient: g0 after step 1 of the plain
   // run, 0.5 * g0 + g1 after its step 2, and (g0 + g1) / 2 after the accumulating run's step.
@@ -82,7 +83,7 @@ TEST_F(CliAccum, TheStepGradientIsTheMeanOverItsBatches) {
   }
 }
 
-TEST_F(CliAccum, QatResumeBetweenStepsReproducesTheUninterruptedRun) {
+TEST_F(CliStep, QatResumeBetweenStepsReproducesTheUninterruptedRun) {
   const fs::path fp = root_ / "fp", full = root_ / "full", split = root_ / "split";
   ASSERT_EQ(run_cli(args(fp, "--epochs 1")).code, 0);
   const std::string qat =
@@ -98,7 +99,7 @@ TEST_F(CliAccum, QatResumeBetweenStepsReproducesTheUninterruptedRun) {
   EXPECT_EQ(steps_of(full, "step"), (std::vector<int64_t>{1, 2, 3, 4}));
 }
 
-TEST_F(CliAccum, ABatchWithNoReadableImageDoesNotShrinkTheStep) {
+TEST_F(CliStep, ABatchWithNoReadableImageDoesNotShrinkTheStep) {
   // Two training images, one corrupt, in batches of 1: the accumulating step holds the good
   // batch and the empty one, and its gradient must be the good batch's alone, as after the
   // plain run's first step (lr 1e-30 and no weight decay: the momentum buffer is the gradient).
@@ -129,4 +130,26 @@ TEST_F(CliAccum, ABatchWithNoReadableImageDoesNotShrinkTheStep) {
   const std::vector<double> g = tensor_values(one / "checkpoint.safetensors", name);
   ASSERT_FALSE(g.empty());
   EXPECT_EQ(tensor_values(acc / "checkpoint.safetensors", name), g);
+}
+
+TEST_F(CliStep, ClipGradNormBoundsTheStepsGradient) {
+  // As in the accumulation tests, the momentum buffers after one step are the gradient.
+  const std::string common =
+      "--batch-size 8 --lr 1e-30 --weight-decay 0 --momentum 0.5 --nesterov false --max-steps 1";
+  const fs::path plain = root_ / "plain", loose = root_ / "loose", tight = root_ / "tight";
+  ASSERT_EQ(run_cli(args(plain, common)).code, 0);
+  ASSERT_EQ(run_cli(args(loose, common + " --clip-grad-norm 1e6")).code, 0);
+  ASSERT_EQ(run_cli(args(tight, common + " --clip-grad-norm 0.01")).code, 0);
+  EXPECT_TRUE(read_bytes(plain / "model.safetensors") == read_bytes(loose / "model.safetensors"))
+      << "a limit above the norm changes nothing";
+  auto norm_of_buffers = [](const fs::path& run) {
+    double sq = 0;
+    for (const auto& [n, t] : load_safetensors((run / "checkpoint.safetensors").string()).tensors)
+      if (n.size() > 16 && n.compare(n.size() - 16, 16, ".momentum_buffer") == 0)
+        for (double v : t.to(DType::f64).to_vector<double>()) sq += v * v;
+    return std::sqrt(sq);
+  };
+  ASSERT_GT(norm_of_buffers(plain), 0.1);
+  EXPECT_NEAR(norm_of_buffers(tight), 0.01, 1e-6);
+  EXPECT_EQ(run_cli(args(root_ / "bad", "--clip-grad-norm -1")).code, 2);
 }

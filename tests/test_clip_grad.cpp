@@ -1,0 +1,51 @@
+// Gradient clipping by global norm (optim/clip_grad.h), against hand-computed values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "optim/clip_grad.h"
+
+using namespace tranq;
+
+namespace {
+
+Tensor param_with_grad(const std::vector<double>& g) {
+  Tensor p = Tensor::zeros({static_cast<int64_t>(g.size())}, DType::f64);
+  p.set_requires_grad(true);
+  p.set_grad(Tensor::from_vector(g, {static_cast<int64_t>(g.size())}));
+  return p;
+}
+
+}  // namespace
+
+TEST(ClipGradNorm, ScalesAllGradientsByOneFactorAboveTheLimit) {
+  // Norm of (3, 4, 12) = 13.
+  Tensor a = param_with_grad({3, 4}), b = param_with_grad({12}), none = param_with_grad({});
+  none.set_grad(Tensor());
+  const Tensor a_grad = a.grad();
+  EXPECT_EQ(optim::clip_grad_norm({a, none, b}, 6.5), 13.0);
+  const double coef = 6.5 / (13.0 + 1e-6);
+  const std::vector<double> ga = a.grad().to_vector<double>(), gb = b.grad().to_vector<double>();
+  EXPECT_DOUBLE_EQ(ga[0], 3 * coef);
+  EXPECT_DOUBLE_EQ(ga[1], 4 * coef);
+  EXPECT_DOUBLE_EQ(gb[0], 12 * coef);
+  EXPECT_FALSE(none.grad().defined());
+  // A copy replaces the gradient: a tensor that was the gradient (and may be shared) is intact.
+  EXPECT_EQ(a_grad.to_vector<double>(), (std::vector<double>{3, 4}));
+}
+
+TEST(ClipGradNorm, LeavesGradientsAtOrBelowTheLimitAlone) {
+  Tensor a = param_with_grad({3, 4});
+  const Tensor before = a.grad();
+  EXPECT_EQ(optim::clip_grad_norm({a}, 5.0), 5.0);  // 5 / (5 + 1e-6) < 1: clipped
+  EXPECT_LT(a.grad().to_vector<double>()[0], 3.0);
+  Tensor b = param_with_grad({3, 4});
+  const Tensor kept = b.grad();
+  EXPECT_EQ(optim::clip_grad_norm({b}, 100.0), 5.0);
+  EXPECT_TRUE(b.grad().same_as(kept)) << "nothing to scale: the gradient stays as it was";
+  EXPECT_EQ(optim::clip_grad_norm({Tensor::zeros({2})}, 1.0), 0.0) << "no gradient at all";
+  EXPECT_THROW(optim::clip_grad_norm({b}, 0.0), ValueError);
+  EXPECT_THROW(optim::clip_grad_norm({b}, -1.0), ValueError);
+  EXPECT_THROW(optim::clip_grad_norm({b}, std::nan("")), ValueError);
+}
