@@ -6,11 +6,13 @@
 // reason, without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "cuda_test_util.h"
 #include "kernels/optim_update.h"
+#include "optim/clip_grad.h"
 
 using namespace tranq;
 using test::same_bits;
@@ -209,4 +211,30 @@ TEST(CudaOptim, MultiTensorArgumentErrorsChangeNothing) {
   lrs.pop_back();
   EXPECT_THROW(kernels::multi_sgd_update(p, g, {}, lrs, 0.0, 0.0, 0.0, false, true), ValueError);
   for (size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(same_bits(p[i], p0[i])) << i;
+}
+
+TEST(CudaClipGrad, MatchesTheCpu) {
+  TRANQ_REQUIRE_CUDA();
+  std::vector<Tensor> cpu, gpu;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<float> g(static_cast<size_t>(1000 + 37 * i));
+    for (size_t k = 0; k < g.size(); ++k) g[k] = std::sin(0.01f * static_cast<float>(k + 97 * i));
+    Tensor p = Tensor::zeros({static_cast<int64_t>(g.size())});
+    p.set_requires_grad(true);
+    p.set_grad(Tensor::from_vector(g, {static_cast<int64_t>(g.size())}));
+    Tensor q = to_cuda(p.detach());
+    q.set_requires_grad(true);
+    q.set_grad(to_cuda(p.grad()));
+    cpu.push_back(p);
+    gpu.push_back(q);
+  }
+  const double nc = optim::clip_grad_norm(cpu, 1.0), ng = optim::clip_grad_norm(gpu, 1.0);
+  ASSERT_GT(nc, 1.0);
+  EXPECT_NEAR(ng, nc, 1e-5 * nc);
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const std::vector<float> a = cpu[i].grad().to_vector<float>();
+    const std::vector<float> b = gpu[i].grad().to(Device::cpu()).to_vector<float>();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-6) << i << " " << k;
+  }
 }
