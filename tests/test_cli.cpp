@@ -43,9 +43,10 @@ double parse_acc(const std::string& out) {
 TEST_F(Cli, HelpDocumentsEveryTrainFlag) {
   auto r = run_cli("train --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* flag : {"--dataset", "--data", "--model", "--epochs", "--batch-size",
-                           "--optimizer", "--lr", "--lr-schedule", "--weight-decay", "--momentum",
-                           "--seed", "--threads", "--out", "--checkpoint-every", "--resume"})
+  for (const char* flag :
+       {"--dataset", "--data", "--model", "--epochs", "--batch-size", "--optimizer", "--lr",
+        "--lr-schedule", "--weight-decay", "--momentum", "--seed", "--threads", "--out",
+        "--checkpoint-every", "--resume", "--accum-steps", "--clip-grad-norm", "--act-sign"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   EXPECT_EQ(run_cli("--help").code, 0);
 }
