@@ -1,5 +1,6 @@
 #include "optim/clip_grad.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/elementwise.h"
@@ -9,9 +10,9 @@ namespace tranq::optim {
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   TRANQ_CHECK(max_norm > 0 && std::isfinite(max_norm),
               "clip_grad_norm: max_norm must be positive and finite, got {}", max_norm);
-  // The sums of squares add up on the gradients' device, in parameter order; the host reads
-  // the total once.
-  Tensor total;
+  // The sums of squares add up on their gradients' device, one running total per (device,
+  // dtype) in parameter order, as torch groups them; the host reads each total once.
+  std::vector<Tensor> totals;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
@@ -20,17 +21,17 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     kernels::mul(c, c, sq);
     Tensor s = Tensor::empty({}, c.dtype(), c.device());
     kernels::sum_all(sq, s);
-    if (!total.defined()) {
-      total = s;
-    } else {
-      TRANQ_CHECK(s.device() == total.device() && s.dtype() == total.dtype(),
-                  "clip_grad_norm: gradients on one device with one dtype expected, got {} and {}",
-                  tensor_str(total), tensor_str(s));
-      kernels::add(total, s, total);
-    }
+    auto it = std::find_if(totals.begin(), totals.end(), [&](const Tensor& t) {
+      return t.device() == s.device() && t.dtype() == s.dtype();
+    });
+    if (it == totals.end())
+      totals.push_back(s);
+    else
+      kernels::add(*it, s, *it);
   }
-  if (!total.defined()) return 0.0;
-  const double norm = std::sqrt(total.item());
+  double sum = 0;
+  for (const Tensor& t : totals) sum += t.item();
+  const double norm = std::sqrt(sum);
   const double coef = max_norm / (norm + 1e-6);
   if (coef >= 1.0) return norm;  // torch multiplies by the clamped 1.0: the same values
   for (const Tensor& p : params) {

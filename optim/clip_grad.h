@@ -1,8 +1,9 @@
 #pragma once
 // Gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_ (norm_type 2): the norm
 // of all the gradients taken as one vector; where it exceeds max_norm every gradient is
-// multiplied by max_norm / (norm + 1e-6). Works on any device through the kernel facades; on a
-// GPU reading the norm is one host wait per call.
+// multiplied by max_norm / (norm + 1e-6). Works on any device through the kernel facades, with
+// gradients of several devices and dtypes summed per (device, dtype) and combined on the host;
+// reading the norm is one host wait per device used.
 #include <vector>
 
 #include "core/tensor.h"

@@ -37,6 +37,14 @@ Moments moments(const T* p, int64_t n) {
           std::sqrt(v / static_cast<double>(std::max<int64_t>(n - 1, 1)))};
 }
 
+bool has_negative(const Tensor& t_in) {
+  const Tensor t = t_in.contiguous();
+  auto any = [&](const auto* p) {
+    return std::any_of(p, p + t.numel(), [](auto v) { return v < 0; });
+  };
+  return t.dtype() == DType::f64 ? any(t.data<double>()) : any(t.data<float>());
+}
+
 Moments moments_of(const Tensor& t_in, int64_t row, int64_t rows) {
   Tensor t = t_in.contiguous();
   const int64_t per = t.numel() / rows;
@@ -94,11 +102,14 @@ kernels::QuantRange QuantizedLayer::act_range() const {
 bool QuantizedLayer::act_signed() const {
   if (!act_signed_.defined()) return false;
   // Keyed by storage too: Module::to gives the buffer new storage with its own count.
-  if (act_signed_.version() != act_signed_version_ ||
-      act_signed_.storage().get() != act_signed_storage_) {
+  const std::shared_ptr<Buffer>& storage = act_signed_.storage();
+  const bool same_storage = !act_signed_storage_.expired() &&
+                            !act_signed_storage_.owner_before(storage) &&
+                            !storage.owner_before(act_signed_storage_);
+  if (!same_storage || act_signed_.version() != act_signed_version_) {
     act_signed_cached_ = act_signed_.item() != 0;
     act_signed_version_ = act_signed_.version();
-    act_signed_storage_ = act_signed_.storage().get();
+    act_signed_storage_ = storage;
   }
   return act_signed_cached_;
 }
@@ -133,11 +144,7 @@ Tensor QuantizedLayer::quantized_input(const Tensor& x_in) {
   const Tensor x = x_in.is_contiguous() ? x_in : ops::reshape(x_in, x_in.shape());
   if (calibrating_) {
     const Tensor host = x.detach().to(Device::cpu());
-    if (act_signed_.defined()) {
-      const Tensor h = host.contiguous().to(DType::f64);
-      const double* p = h.data<double>();
-      act_signed_.fill_(std::any_of(p, p + h.numel(), [](double v) { return v < 0; }) ? 1.0 : 0.0);
-    }
+    if (act_signed_.defined()) act_signed_.fill_(has_negative(host) ? 1.0 : 0.0);
     // A signed input is scaled as weights are (3*std, not the half-normal rule of ReLU outputs).
     const double s =
         scale_from(moments_of(host, 0, 1), act_range(), spec_.scale_init, !act_signed());

@@ -113,7 +113,9 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
   // a calibration), so that a forward on a GPU does not wait to read it.
   mutable bool act_signed_cached_ = false;
   mutable uint64_t act_signed_version_ = ~uint64_t{0};
-  mutable const void* act_signed_storage_ = nullptr;
+  // The storage the cache was read from: held weakly, so its address cannot be reused by a
+  // later storage (Module::to) while the cache refers to it.
+  mutable std::weak_ptr<Buffer> act_signed_storage_;
   Tensor prepared_weight_;
   bool calibrating_ = false;
   bool integer_mode_ = false;

@@ -35,6 +35,16 @@ TEST(ClipGradNorm, ScalesAllGradientsByOneFactorAboveTheLimit) {
   EXPECT_EQ(a_grad.to_vector<double>(), (std::vector<double>{3, 4}));
 }
 
+TEST(ClipGradNorm, GradientsOfMixedDtypesMakeOneNorm) {
+  Tensor a = param_with_grad({3, 4});  // f64
+  Tensor b = Tensor::zeros({1});       // f32
+  b.set_requires_grad(true);
+  b.set_grad(Tensor::from_vector<float>({12}, {1}));
+  EXPECT_EQ(optim::clip_grad_norm({a, b}, 6.5), 13.0);
+  EXPECT_FLOAT_EQ(b.grad().to_vector<float>()[0], static_cast<float>(12 * 6.5 / (13.0 + 1e-6)));
+  EXPECT_DOUBLE_EQ(a.grad().to_vector<double>()[1], 4 * 6.5 / (13.0 + 1e-6));
+}
+
 TEST(ClipGradNorm, LeavesGradientsAtOrBelowTheLimitAlone) {
   Tensor a = param_with_grad({3, 4});
   const Tensor before = a.grad();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "fake_device.h"
 #include "gradcheck.h"
 #include "kernels/quantize.h"
 #include "layers/activation.h"
@@ -281,5 +282,33 @@ TEST(Calibration, SignedAutoGivesNegativeInputsTheWeightsRange) {
       EXPECT_GT(grad_abs, 0.0);
     else
       EXPECT_EQ(grad_abs, 0.0);
+  }
+}
+
+// The act_signed flag is cached on the host (a GPU forward must not read it each time); the
+// cache must follow a write made while the layer sat on another device, even where the
+// allocator hands back an address it used before.
+TEST(Calibration, SignedFlagCacheFollowsWritesAcrossDeviceMoves) {
+  test::use_fake_cuda_unless_real();
+  QuantSpec spec = spec_of(4, 4, false);
+  spec.signed_act_auto = true;
+  // Read once, then n round trips with a write on the CPU in the first: for some n the last
+  // move's storage lands where the cached one was.
+  for (int n = 1; n <= 16; ++n) {
+    QLinear q(Linear(4, 3, true, DType::f32, 5), spec);
+    auto flag = [&] {
+      for (auto& [name, t] : q.named_buffers())
+        if (name == "act_signed") return t;
+      return Tensor();
+    };
+    q.to(Device::cuda());
+    ASSERT_FALSE(q.act_signed());
+    for (int i = 0; i < n; ++i) {
+      q.to(Device::cpu());
+      if (i == 0) flag().fill_(1.0);  // e.g. a state dict loaded on the CPU
+      q.to(Device::cuda());
+    }
+    EXPECT_TRUE(q.act_signed()) << n << " round trips";
+    EXPECT_EQ(q.act_range().lo, -8) << n << " round trips";
   }
 }
