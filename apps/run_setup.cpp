@@ -30,11 +30,19 @@ quant::QuantizeOptions quantize_options(const nlohmann::json& m) {
 
 void load_initial_weights(Module& model, const TrainConfig& cfg) {
   if (cfg.init_from.empty()) return;
+  const SafetensorsContent content = load_safetensors(cfg.init_from);
   try {
-    LoadReport r = model.load_state_dict(load_safetensors(cfg.init_from).tensors, cfg.strict);
+    LoadReport r = model.load_state_dict(content.tensors, cfg.strict);
     if (!r.ok())
       fmt::print(stderr, "note: {} loaded with --strict false: {}\n", cfg.init_from, r.str());
   } catch (const ValueError& e) {
+    // A QAT run's weights carry quantizer tensors a full-precision model does not have.
+    if (content.metadata.count(kQuantMetaKey) || content.metadata.count(kIntegerMetaKey))
+      TRANQ_THROW(ValueError,
+                  "{} holds quantized weights (a QAT run's or an export); --init-from takes "
+                  "full-precision weights: `tranq convert --model {} --weights {} --out FP` "
+                  "writes them from a QAT run ({})",
+                  cfg.init_from, cfg.model, cfg.init_from, e.what());
     TRANQ_THROW(ValueError, "{}: {} (use --strict false to allow a different classifier head)",
                 cfg.init_from, e.what());
   }

@@ -174,4 +174,14 @@ TEST_F(CliQat, ExportedIntegerModelPredictsLikeTheFakeQuantModel) {
   EXPECT_EQ(again.code, 2);
   EXPECT_NE(again.out.find("already an exported integer model"), std::string::npos) << again.out;
   EXPECT_FALSE(fs::exists(root_ / "y.safetensors"));
+  // Neither QAT weights nor an export can start a run: --init-from takes full precision, and
+  // the error says how to get it.
+  for (const std::string& file : {weights, codes}) {
+    auto init = run_cli(tranq::test::tiny_train_args(
+        data_, "--epochs 1 --init-from " + file + " --out " + (root_ / "from_q").string()));
+    EXPECT_EQ(init.code, 2) << init.out;
+    EXPECT_NE(init.out.find("holds quantized weights"), std::string::npos) << init.out;
+    EXPECT_NE(init.out.find("tranq convert"), std::string::npos) << init.out;
+    EXPECT_FALSE(fs::exists(root_ / "from_q"));
+  }
 }
