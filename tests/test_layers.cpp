@@ -24,21 +24,14 @@
 #include "layers/pooling.h"
 #include "layers/sequential.h"
 #include "models/resnet.h"
+#include "module_test_util.h"
 
 using namespace tranq;
+using test::names_of;
 using test::random_tensor;
+using test::values;
 
 namespace {
-
-std::vector<std::string> names_of(const NamedTensors& v) {
-  std::vector<std::string> out;
-  for (const auto& [n, t] : v) out.push_back(n);
-  return out;
-}
-
-std::vector<double> values(const Tensor& t) {
-  return t.to(DType::f64).to_vector<double>();
-}
 
 void set_values(const Tensor& t, uint64_t seed, double lo = -1, double hi = 1) {
   t.copy_(random_tensor(t.shape(), seed, lo, hi, t.dtype()));

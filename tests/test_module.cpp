@@ -18,20 +18,13 @@
 #include "layers/linear.h"
 #include "layers/module.h"
 #include "layers/sequential.h"
+#include "module_test_util.h"
 
 using namespace tranq;
+using test::names_of;
+using test::values;
 
 namespace {
-
-std::vector<std::string> names_of(const NamedTensors& v) {
-  std::vector<std::string> out;
-  for (const auto& [n, t] : v) out.push_back(n);
-  return out;
-}
-
-std::vector<double> values(const Tensor& t) {
-  return t.to(Device::cpu()).to(DType::f64).to_vector<double>();
-}
 
 // A module whose registration methods are public, to probe them.
 class Probe : public Module {
