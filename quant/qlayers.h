@@ -68,6 +68,7 @@ class QuantizedLayer : public Module, public ComputePrecisionSetting {
   // The input quantizer's range: unsigned, or signed after a calibration that set act_signed.
   kernels::QuantRange act_range() const;
   bool act_signed() const;
+  const Tensor& act_signed_flag() const { return act_signed_; }  // the buffer; may be undefined
 
   // Sets the weight scale from the current latent weights (spec().scale_init), and the
   // output scale (if any) from the new weight scale (init_output_scale).

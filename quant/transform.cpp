@@ -1,5 +1,6 @@
 #include "quant/transform.h"
 
+#include <algorithm>
 #include <map>
 
 #include "core/autograd.h"
@@ -74,10 +75,11 @@ void calibrate_activation_scales(Module& model, const Tensor& batch) {
     for (auto& [m, on] : modes) m->train(on);
     auto buffers = model.named_buffers();
     for (size_t i = 0; i < buffers.size(); ++i) {
-      const std::string& n = buffers[i].first;
-      const bool sign =
-          n == "act_signed" || (n.size() > 11 && n.compare(n.size() - 11, 11, ".act_signed") == 0);
-      if (!(keep_signs && sign)) buffers[i].second.copy_(saved[i].second);
+      const Tensor& b = buffers[i].second;
+      const bool sign = std::any_of(layers.begin(), layers.end(), [&](const auto& l) {
+        return l.second->act_signed_flag().defined() && l.second->act_signed_flag().same_as(b);
+      });
+      if (!(keep_signs && sign)) b.copy_(saved[i].second);
     }
   };
   model.train(true);
