@@ -109,3 +109,27 @@ TEST_F(CliCuda, ExportOnTheGpuWritesTheCpusCodes) {
   ASSERT_EQ(gpu.code, 0) << gpu.out;
   EXPECT_TRUE(read_bytes(root_ / "cpu.safetensors") == read_bytes(root_ / "gpu.safetensors"));
 }
+
+// The step options on the GPU: accumulation, clipping (its norm read once a step) and signed
+// input quantizers track the CPU run and resume exactly.
+TEST_F(CliCuda, AccumulationClippingAndSignedInputsTrackTheCpu) {
+  const std::string opts = " --accum-steps 2 --clip-grad-norm 1.0 --act-sign auto";
+  auto cpu = run_cli(qat(root_ / "cpu", "--device cpu" + opts));
+  ASSERT_EQ(cpu.code, 0) << cpu.out;
+  auto gpu = run_cli(qat(root_ / "gpu", "--device cuda" + opts));
+  ASSERT_EQ(gpu.code, 0) << gpu.out;
+  // 64 images in batches of 16, 2 batches a step, 2 epochs: 4 steps, one line each.
+  const auto c = step_lines(root_ / "cpu"), g = step_lines(root_ / "gpu");
+  ASSERT_EQ(c.size(), 4u);
+  ASSERT_EQ(g.size(), c.size());
+  const double lc = c[0]["loss"].get<double>(), lg = g[0]["loss"].get<double>();
+  EXPECT_NEAR(lg, lc, 1e-2 * std::fabs(lc)) << "first step's loss, GPU against CPU";
+  for (const auto& j : g) EXPECT_TRUE(std::isfinite(j["loss"].get<double>())) << j.dump();
+
+  auto first = run_cli(qat(root_ / "split", "--device cuda --max-steps 1" + opts));
+  ASSERT_EQ(first.code, 0) << first.out;
+  auto second = run_cli("train --out " + (root_ / "split").string() + " --resume");
+  ASSERT_EQ(second.code, 0) << second.out;
+  EXPECT_TRUE(read_bytes(root_ / "gpu" / "model.safetensors") ==
+              read_bytes(root_ / "split" / "model.safetensors"));
+}
