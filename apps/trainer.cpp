@@ -329,24 +329,15 @@ double run_train(TrainConfig cfg, bool resume) {
       }
       pos.batch = group_end;
       if (!started) continue;  // no readable sample in the whole step
-      if (used < group) {
-        // A batch with no readable sample took its 1/group share of the mean: weight the others
-        // 1/used instead, so the step's gradient stays the mean over the batches it had.
-        const double f = static_cast<double>(group) / static_cast<double>(used);
-        for (auto& pg : opt->param_groups())
-          for (const Tensor& p : pg.params) {
-            const Tensor g = p.grad();
-            if (!g.defined()) continue;
-            Tensor scaled = Tensor::empty(g.shape(), g.dtype(), g.device());
-            kernels::scale(g.contiguous(), f, scaled);
-            p.set_grad(scaled);
-          }
-      }
-      if (cfg.clip_grad_norm > 0) {
+      if (used < group || cfg.clip_grad_norm > 0) {
         std::vector<Tensor> params;
         for (const auto& pg : opt->param_groups())
           params.insert(params.end(), pg.params.begin(), pg.params.end());
-        optim::clip_grad_norm(params, cfg.clip_grad_norm);
+        // A batch with no readable sample took its 1/group share of the mean: weight the others
+        // 1/used instead, so the step's gradient stays the mean over the batches it had.
+        if (used < group)
+          optim::scale_grads(params, static_cast<double>(group) / static_cast<double>(used));
+        if (cfg.clip_grad_norm > 0) optim::clip_grad_norm(params, cfg.clip_grad_norm);
       }
       opt->step();
       if (run.qat) {

@@ -44,4 +44,10 @@ void sum_all(const Tensor& x, const Tensor& out) {
   check_same_device("sum_all", x, {&out});
   TRANQ_DISPATCH_CUDA(sum_all, x, x, out);
 }
+
+void sum_squares(const Tensor& x, const Tensor& out) {
+  check_defined(x, "sum_squares", "x");
+  check_same_device("sum_squares", x, {&out});
+  TRANQ_DISPATCH_CUDA(sum_squares, x, x, out);
+}
 }  // namespace tranq::kernels

@@ -17,6 +17,9 @@ void relu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx,
                    double cap);  // dx = dy where 0 < x (< cap)
 // out (shape []) = sum of all elements; summed in a fixed order for a fixed thread count.
 void sum_all(const Tensor& x, const Tensor& out);
+// out (one f64 element) = sum of x_i^2, each square and the sum in double, in sum_all's fixed
+// order: the squared 2-norm without a squared copy of x (gradient clipping).
+void sum_squares(const Tensor& x, const Tensor& out);
 
 namespace cpu {
 void add(const Tensor& a, const Tensor& b, const Tensor& out);
@@ -26,13 +29,14 @@ void scale(const Tensor& a, double s, const Tensor& out);
 void relu_forward(const Tensor& x, const Tensor& y, double cap);
 void relu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, double cap);
 void sum_all(const Tensor& x, const Tensor& out);
+void sum_squares(const Tensor& x, const Tensor& out);
 }  // namespace cpu
 
 // CUDA versions (kernels/cuda/elementwise.cu). add, mul, scale and the ReLUs equal the CPU bit
 // for bit; axpby rounds each operation on its own (the CPU build may fuse one multiply-add, so
 // the two agree within an ulp of T); sum_all sums 4096-element blocks in double with a fixed
 // tree, then the block sums in one fixed-order pass: the same bits on every run, and within
-// n * 2^-52 * sum|x| (plus the final rounding to T) of the CPU's sum.
+// n * 2^-52 * sum|x| (plus the final rounding to T) of the CPU's sum; sum_squares likewise.
 namespace cuda {
 void add(const Tensor& a, const Tensor& b, const Tensor& out);
 void axpby(double alpha, const Tensor& a, double beta, const Tensor& b, const Tensor& out);
@@ -41,6 +45,7 @@ void scale(const Tensor& a, double s, const Tensor& out);
 void relu_forward(const Tensor& x, const Tensor& y, double cap);
 void relu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, double cap);
 void sum_all(const Tensor& x, const Tensor& out);
+void sum_squares(const Tensor& x, const Tensor& out);
 
 // dst += src for contiguous same-shaped CUDA tensors (f32/f64): the gradient accumulator of
 // the CUDA backend (kernels/cuda/grad_accumulate.cu), bit for bit the CPU's.

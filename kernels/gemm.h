@@ -2,7 +2,8 @@
 // General matrix multiply on 2-D contiguous row-major tensors of one floating dtype:
 //   c = alpha * op(a) @ op(b) + beta * c,   op(t) = t or t^T.
 // c is caller-allocated with the product's shape. With beta == 0, c's old contents are ignored
-// (NaNs in c do not propagate), as in BLAS. c must not alias a or b.
+// (NaNs in c do not propagate), as in BLAS; with alpha == 0 (or an empty inner dimension) a and b
+// are not read: c = beta * c. c must not alias a or b.
 //
 // precision (kernels/precision.h): fp32 multiplies the operands as they are; bf16 (f32 tensors
 // only, else ValueError) rounds a and b to bfloat16 first, multiplies exactly and sums in f32;

@@ -10,20 +10,17 @@ namespace tranq::optim {
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   TRANQ_CHECK(max_norm > 0 && std::isfinite(max_norm),
               "clip_grad_norm: max_norm must be positive and finite, got {}", max_norm);
-  // The sums of squares add up on their gradients' device, one running total per (device,
-  // dtype) in parameter order, as torch groups them; the host reads each total once.
+  // The sums of squares add up in double on their gradients' device (one running total per
+  // device, in parameter order), without a squared copy of any gradient; the host reads each
+  // total once.
   std::vector<Tensor> totals;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    const Tensor c = g.contiguous();
-    Tensor sq = Tensor::empty(c.shape(), c.dtype(), c.device());
-    kernels::mul(c, c, sq);
-    Tensor s = Tensor::empty({}, c.dtype(), c.device());
-    kernels::sum_all(sq, s);
-    auto it = std::find_if(totals.begin(), totals.end(), [&](const Tensor& t) {
-      return t.device() == s.device() && t.dtype() == s.dtype();
-    });
+    Tensor s = Tensor::empty({}, DType::f64, g.device());
+    kernels::sum_squares(g.contiguous(), s);
+    auto it = std::find_if(totals.begin(), totals.end(),
+                           [&](const Tensor& t) { return t.device() == s.device(); });
     if (it == totals.end())
       totals.push_back(s);
     else
@@ -34,14 +31,19 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   const double norm = std::sqrt(sum);
   const double coef = max_norm / (norm + 1e-6);
   if (coef >= 1.0) return norm;  // torch multiplies by the clamped 1.0: the same values
+  scale_grads(params, coef);
+  return norm;
+}
+
+void scale_grads(const std::vector<Tensor>& params, double f) {
+  TRANQ_CHECK(std::isfinite(f), "scale_grads: the factor must be finite, got {}", f);
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
     Tensor scaled = Tensor::empty(g.shape(), g.dtype(), g.device());
-    kernels::scale(g.contiguous(), coef, scaled);
+    kernels::scale(g.contiguous(), f, scaled);
     p.set_grad(scaled);
   }
-  return norm;
 }
 
 }  // namespace tranq::optim

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "optim/clip_grad.h"
 
 using namespace tranq;
@@ -58,4 +59,50 @@ TEST(ClipGradNorm, LeavesGradientsAtOrBelowTheLimitAlone) {
   EXPECT_THROW(optim::clip_grad_norm({b}, 0.0), ValueError);
   EXPECT_THROW(optim::clip_grad_norm({b}, -1.0), ValueError);
   EXPECT_THROW(optim::clip_grad_norm({b}, std::nan("")), ValueError);
+}
+
+TEST(SumSquares, SumsSquaresInDoubleForEveryDtype) {
+  Tensor out = Tensor::empty({}, DType::f64);
+  kernels::sum_squares(Tensor::from_vector<double>({3, -4, 12}, {3}), out);
+  EXPECT_EQ(out.item(), 169.0);
+  // f32 squares would round (16777217^2) or overflow (1e20^2 > FLT_MAX); in double they do not.
+  kernels::sum_squares(Tensor::from_vector<float>({1e20f, -1e20f}, {2}), out);
+  EXPECT_DOUBLE_EQ(out.item(), 2.0 * static_cast<double>(1e20f) * static_cast<double>(1e20f));
+  // Across many 4096-element chunks, split over threads: the same as one serial sum of squares.
+  std::vector<float> v(10000);
+  double want = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i] = static_cast<float>(i % 7) - 3.0f;
+    want += static_cast<double>(v[i]) * v[i];
+  }
+  kernels::sum_squares(Tensor::from_vector<float>(v, {10000}), out);
+  EXPECT_EQ(out.item(), want);  // integers below 2^53: exact in any order
+  kernels::sum_squares(Tensor::zeros({0}), out);
+  EXPECT_EQ(out.item(), 0.0);
+  EXPECT_THROW(kernels::sum_squares(Tensor::zeros({2}), Tensor::empty({}, DType::f32)), ValueError);
+  EXPECT_THROW(
+      kernels::sum_squares(Tensor::zeros({2, 2}).transpose(0, 1), Tensor::empty({}, DType::f64)),
+      ValueError);
+}
+
+TEST(ClipGradNorm, F32GradientsWhoseSquaresOverflowF32StillClip) {
+  Tensor p = Tensor::zeros({2});
+  p.set_requires_grad(true);
+  p.set_grad(Tensor::from_vector<float>({3e20f, 4e20f}, {2}));
+  const double norm = optim::clip_grad_norm({p}, 1.0);
+  EXPECT_NEAR(norm, 5e20, 5e20 * 1e-6);
+  const std::vector<float> g = p.grad().to_vector<float>();
+  EXPECT_NEAR(g[0], 0.6f, 1e-6);
+  EXPECT_NEAR(g[1], 0.8f, 1e-6);
+}
+
+TEST(ScaleGrads, ReplacesEachDefinedGradientWithAScaledCopy) {
+  Tensor a = param_with_grad({1, -2}), none = param_with_grad({});
+  none.set_grad(Tensor());
+  const Tensor old = a.grad();
+  optim::scale_grads({a, none}, 1.5);
+  EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{1.5, -3}));
+  EXPECT_EQ(old.to_vector<double>(), (std::vector<double>{1, -2})) << "not written in place";
+  EXPECT_FALSE(none.grad().defined());
+  EXPECT_THROW(optim::scale_grads({a}, std::nan("")), ValueError);
 }

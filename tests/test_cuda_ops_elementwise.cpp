@@ -1,8 +1,8 @@
-// CUDA elementwise ops, sum_all, the CUDA gradient accumulator, dropout and GEMM against the CPU
-// on the same random inputs (tolerances in cuda_ops_test_util.h): add, mul, scale, the ReLUs,
-// dropout masks and outputs bit for bit; axpby within 4 ulp of T (normalised); sum_all within
-// its summation-order bound and the same bits on every run; GEMM within kTolF32 / kTolF64 for
-// every transpose combination, odd shapes and an empty inner dimension. Skipped, with the
+// CUDA elementwise ops, sum_all, sum_squares, the CUDA gradient accumulator, dropout and GEMM
+// against the CPU on the same random inputs (tolerances in cuda_ops_test_util.h): add, mul, scale,
+// the ReLUs, dropout masks and outputs bit for bit; axpby within 4 ulp of T (normalised); sum_all
+// within its summation-order bound and the same bits on every run; GEMM within kTolF32 / kTolF64
+// for every transpose combination, odd shapes and an empty inner dimension. Skipped, with the
 // reason, without a GPU.
 #include <gtest/gtest.h>
 
@@ -119,6 +119,28 @@ TEST(CudaOpsElementwise, SumAllWithinOrderBoundAndDeterministic) {
   }
 }
 
+TEST(CudaOpsElementwise, SumSquaresWithinOrderBoundAndDeterministic) {
+  TRANQ_REQUIRE_CUDA_OPS();
+  uint64_t seed = 300;
+  for (DType dt : kDtypes) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{4097}, int64_t{(1 << 20) + 3}}) {
+      const Tensor x = uniform({n}, ++seed, dt, -3.0, 3.0);
+      Tensor c = Tensor::empty({}, DType::f64), g1 = empty_gpu({}, DType::f64),
+             g2 = empty_gpu({}, DType::f64);
+      kernels::sum_squares(x, c);
+      const Tensor gx = on_gpu(x);
+      kernels::sum_squares(gx, g1);
+      kernels::sum_squares(gx, g2);
+      const std::string what = label("sum_squares", dt, n);
+      expect_equal_bits(g1, g2, what + " (two runs)");
+      // Squares and sums in double on both: the order bound of sum_all on non-negative terms.
+      const double cpu = c.item(), dev = g1.item();
+      EXPECT_LE(std::fabs(dev - cpu), (n + 1) * 0x1.0p-52 * cpu)
+          << what << ": " << dev << " vs " << cpu;
+    }
+  }
+}
+
 TEST(CudaOpsElementwise, GradientAccumulationMatchesCpu) {
   TRANQ_REQUIRE_CUDA_OPS();
   for (DType dt : kDtypes) {
@@ -202,6 +224,23 @@ TEST(CudaOpsGemm, AllTransposesMatchCpu) {
           expect_near_cpu(gc, c, test::tol_for(dt), what);
         }
       }
+    }
+  }
+}
+
+TEST(CudaOpsGemm, ZeroAlphaDoesNotReadTheOperandsAsTheCpu) {
+  TRANQ_REQUIRE_CUDA_OPS();
+  for (DType dt : kDtypes) {
+    const Tensor a = test::nan_filled({4, 3}, dt, test::gpu());
+    const Tensor b = test::nan_filled({3, 5}, dt, test::gpu());
+    const Tensor c0 = uniform({4, 5}, 31, dt);
+    for (double beta : {0.0, 1.0, -2.0}) {
+      Tensor c = c0.clone();
+      Tensor gc = on_gpu(c0);
+      kernels::gemm(false, false, 0.0, a.to(Device::cpu()), b.to(Device::cpu()), beta, c);
+      kernels::gemm(false, false, 0.0, a, b, beta, gc);
+      expect_equal_bits(
+          gc, c, std::string("gemm alpha=0 beta=") + std::to_string(beta) + " " + dtype_name(dt));
     }
   }
 }

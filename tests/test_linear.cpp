@@ -71,6 +71,31 @@ TEST(Gemm, AllTransposesAlphaBetaMatchNaive) {
   }
 }
 
+TEST(Gemm, ZeroAlphaDoesNotReadTheOperands) {
+  // BLAS semantics: with alpha == 0 (or k == 0), c = beta * c and a, b are not read, so a NaN
+  // in them does not reach c (0 * NaN would be NaN). Both precisions, beta 0, 1 and other.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor a = Tensor::zeros({4, 3}), b = Tensor::zeros({3, 5});
+  a.fill_(nan);
+  b.fill_(nan);
+  for (ComputePrecision p : {ComputePrecision::fp32, ComputePrecision::bf16}) {
+    Tensor c = test::random_tensor({4, 5}, 7, -1, 1, DType::f32);
+    const auto c0 = c.to_vector<float>();
+    kernels::gemm(false, false, 0.0, a, b, 1.0, c, p);
+    EXPECT_EQ(c.to_vector<float>(), c0);
+    kernels::gemm(false, false, 0.0, a, b, -2.0, c, p);
+    for (size_t i = 0; i < c0.size(); ++i) EXPECT_EQ(c.to_vector<float>()[i], -2.0f * c0[i]);
+    c.fill_(nan);
+    kernels::gemm(false, false, 0.0, a, b, 0.0, c, p);
+    EXPECT_EQ(c.to_vector<float>(), std::vector<float>(20, 0.0f));
+  }
+  // An empty inner dimension: the product is zero, c = beta * c.
+  Tensor c = Tensor::from_vector<double>({1, 2}, {1, 2});
+  kernels::gemm(false, false, 1.0, Tensor::zeros({1, 0}, DType::f64),
+                Tensor::zeros({0, 2}, DType::f64), 3.0, c);
+  EXPECT_EQ(c.to_vector<double>(), (std::vector<double>{3, 6}));
+}
+
 TEST(Gemm, BadArgumentsThrowValueError) {
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({3, 4}), c = Tensor::zeros({2, 4});
   EXPECT_NO_THROW(kernels::gemm(false, false, 1, a, b, 0, c));

@@ -102,28 +102,47 @@ void relu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, double c
   });
 }
 
+namespace {
+// Fixed chunking (independent of the thread count) and an in-order final sum, in double: the
+// result is the same whatever the number of threads. f maps an element to its term.
+template <class T, class F>
+double chunked_sum(const T* px, int64_t n, F f) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double s = 0;
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < end; ++i) s += f(px[i]);
+    partial[c] = s;
+  }
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+}  // namespace
+
 void sum_all(const Tensor& x, const Tensor& out) {
   TRANQ_CHECK(out.numel() == 1 && out.dtype() == x.dtype(), "sum_all: bad output {}", tensor_str(out));
   TRANQ_CHECK(x.is_contiguous(), "sum_all: needs a contiguous tensor");
   dispatch_floating(x.dtype(), "sum_all", [&](auto tag) {
     using T = decltype(tag);
-    const T* px = x.data<T>();
-    const int64_t n = x.numel();
-    // Fixed chunking (independent of the thread count) and an in-order final sum: the result
-    // is the same whatever the number of threads.
-    constexpr int64_t kChunk = 4096;
-    const int64_t chunks = (n + kChunk - 1) / kChunk;
-    std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-    for (int64_t c = 0; c < chunks; ++c) {
-      double s = 0;
-      const int64_t end = std::min(n, (c + 1) * kChunk);
-      for (int64_t i = c * kChunk; i < end; ++i) s += px[i];
-      partial[c] = s;
-    }
-    double total = 0;
-    for (double p : partial) total += p;
+    const double total = chunked_sum(x.data<T>(), x.numel(), [](T v) { return double(v); });
     *out.data<T>() = static_cast<T>(total);
+  });
+}
+
+void sum_squares(const Tensor& x, const Tensor& out) {
+  TRANQ_CHECK(out.numel() == 1 && out.dtype() == DType::f64,
+              "sum_squares: the output must be one f64 element, got {}", tensor_str(out));
+  TRANQ_CHECK(x.is_contiguous(), "sum_squares: needs a contiguous tensor");
+  dispatch_floating(x.dtype(), "sum_squares", [&](auto tag) {
+    using T = decltype(tag);
+    *out.data<double>() = chunked_sum(x.data<T>(), x.numel(), [](T v) {
+      const double d = v;
+      return d * d;
+    });
   });
 }
 

@@ -19,6 +19,7 @@
 
 #include "kernels/bf16.h"
 #include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 
 namespace tranq::kernels::cpu {
 namespace {
@@ -110,6 +111,14 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
   TRANQ_CHECK(!c.storage() || (c.storage() != a.storage() && c.storage() != b.storage()),
               "gemm: c must not share memory with a or b");
   if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0) {  // BLAS: a and b are not read, so their NaNs do not reach c
+    if (beta == 0.0) {
+      c.zero_();
+    } else if (beta != 1.0) {
+      scale(c, beta, c);
+    }
+    return;
+  }
   dispatch_floating(c.dtype(), "gemm", [&](auto tag) {
     using T = decltype(tag);
     Eigen::Map<const RowMat<T>> ma(a.data<T>(), a.size(0), a.size(1));

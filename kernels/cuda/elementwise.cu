@@ -5,6 +5,8 @@
 // sum_all is deterministic: block b sums elements [b*kSumChunk, (b+1)*kSumChunk) in double (each
 // thread a fixed strided subset, then block_sum's fixed tree) into partial[b]; one block then
 // sums the partials the same way. No atomics, so the bits depend only on n.
+#include <type_traits>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/ops_common.cuh"
 #include "kernels/dispatch.h"
@@ -96,13 +98,17 @@ void launch_binary(const Tensor& a, const Tensor& b, const Tensor& out, const ch
   });
 }
 
-template <class T>
+// Square: sum x_i^2 (each square in double) instead of x_i.
+template <class T, bool Square>
 __global__ void sum_partials_kernel(const T* x, int64_t n, double* partial) {
   __shared__ double smem[kThreads];
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kSumChunk;
   const int64_t end = begin + kSumChunk < n ? begin + kSumChunk : n;
   double s = 0;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += static_cast<double>(x[i]);
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double v = static_cast<double>(x[i]);
+    s += Square ? __dmul_rn(v, v) : v;
+  }
   const double total = block_sum(s, smem);
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
@@ -160,13 +166,11 @@ void relu_backward(const Tensor& x, const Tensor& dy, const Tensor& dx, double c
   });
 }
 
-void sum_all(const Tensor& x, const Tensor& out) {
-  const char* op = "sum_all";
-  check_defined(x, op, "x");
-  check_defined(out, op, "out");
-  TRANQ_CHECK(out.numel() == 1 && out.dtype() == x.dtype(), "sum_all: bad output {}",
-              tensor_str(out));
-  TRANQ_CHECK(x.is_contiguous(), "sum_all: needs a contiguous tensor");
+namespace {
+// Both passes of sum_all / sum_squares on the current stream; out is a T (sum_all) or a
+// double (sum_squares).
+template <bool Square>
+void launch_sum(const Tensor& x, const Tensor& out, const char* op) {
   check_on_device(op, x.device(), {{"out", &out}});
   const int64_t n = x.numel();
   const int64_t blocks = n == 0 ? 1 : (n + kSumChunk - 1) / kSumChunk;
@@ -177,11 +181,34 @@ void sum_all(const Tensor& x, const Tensor& out) {
   auto* pp = static_cast<double*>(partial.data());
   dispatch_floating(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    sum_partials_kernel<T><<<grid_exact(blocks, op), kThreads, 0, stream>>>(x.data<T>(), n, pp);
+    using Out = std::conditional_t<Square, double, T>;
+    sum_partials_kernel<T, Square>
+        <<<grid_exact(blocks, op), kThreads, 0, stream>>>(x.data<T>(), n, pp);
     TRANQ_CUDA_CHECK_LAUNCH();
-    sum_final_kernel<T><<<1, kThreads, 0, stream>>>(pp, blocks, out.data<T>());
+    sum_final_kernel<Out><<<1, kThreads, 0, stream>>>(pp, blocks, out.data<Out>());
     TRANQ_CUDA_CHECK_LAUNCH();
   });
+}
+}  // namespace
+
+void sum_all(const Tensor& x, const Tensor& out) {
+  const char* op = "sum_all";
+  check_defined(x, op, "x");
+  check_defined(out, op, "out");
+  TRANQ_CHECK(out.numel() == 1 && out.dtype() == x.dtype(), "sum_all: bad output {}",
+              tensor_str(out));
+  TRANQ_CHECK(x.is_contiguous(), "sum_all: needs a contiguous tensor");
+  launch_sum<false>(x, out, op);
+}
+
+void sum_squares(const Tensor& x, const Tensor& out) {
+  const char* op = "sum_squares";
+  check_defined(x, op, "x");
+  check_defined(out, op, "out");
+  TRANQ_CHECK(out.numel() == 1 && out.dtype() == DType::f64,
+              "sum_squares: the output must be one f64 element, got {}", tensor_str(out));
+  TRANQ_CHECK(x.is_contiguous(), "sum_squares: needs a contiguous tensor");
+  launch_sum<true>(x, out, op);
 }
 
 }  // namespace tranq::kernels::cuda

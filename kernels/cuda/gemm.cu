@@ -83,10 +83,12 @@ void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tenso
   TRANQ_CHECK(!c.storage() || (c.storage() != a.storage() && c.storage() != b.storage()),
               "gemm: c must not share memory with a or b");
   if (m == 0 || n == 0) return;
-  if (k == 0) {  // c = beta * c, without relying on how cuBLAS treats an empty product
+  // c = beta * c without reading a and b (BLAS semantics: their NaNs do not reach c), and
+  // without relying on how cuBLAS treats an empty product or a zero alpha.
+  if (k == 0 || alpha == 0.0) {
     if (beta == 0.0) {
       c.zero_();
-    } else {
+    } else if (beta != 1.0) {
       scale(c, beta, c);
     }
     return;
