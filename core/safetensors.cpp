@@ -206,7 +206,15 @@ SafetensorsContent load_safetensors(const std::string& path) {
   }
   std::string text(static_cast<size_t>(n), '\0');
   f.read_at(8, text.data(), n);
-  Json header = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // A valid header nests three levels (header, entry, shape). Deeper nesting is refused while
+  // parsing: printing such a value in an error message would recurse once per level.
+  constexpr int kMaxDepth = 8;
+  const auto depth_limit = [&](int depth, Json::parse_event_t, Json&) {
+    if (depth > kMaxDepth)
+      bad_file(path, fmt::format("the header nests deeper than {} levels", kMaxDepth));
+    return true;
+  };
+  Json header = Json::parse(text, depth_limit, /*allow_exceptions=*/false);
   if (header.is_discarded()) bad_file(path, "the header is not valid JSON");
   if (!header.is_object()) bad_file(path, "the header is not a JSON object");
 

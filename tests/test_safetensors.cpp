@@ -168,6 +168,17 @@ TEST_F(Safetensors, CorruptFilesGiveFormatErrorNamingTheFile) {
       write("nooffsets", raw_file(R"({"a":{"dtype":"F32","shape":[2]}})", f32x2)), "data_offsets");
   expect_error<FormatError>(write("meta", raw_file(R"({"__metadata__":{"k":1}})", "")),
                             "metadata 'k' is not a string");
+  // Deep nesting (200,000 levels in 400 kB) is refused while parsing: printing it in the shape
+  // error used to recurse once per level and overflow the stack.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  expect_error<FormatError>(
+      write("deep",
+            raw_file(R"({"a":{"dtype":"F32","shape":)" + deep + R"(,"data_offsets":[0,0]}})", "")),
+      "deeper than");
+  expect_error<FormatError>(
+      write("deepoff",
+            raw_file(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":)" + deep + "}}", "")),
+      "deeper than");
 
   // A good file cut short loses the end of its data.
   const std::string good = path("good");
