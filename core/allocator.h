@@ -66,10 +66,10 @@ class Buffer {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
-  // Counts the in-place writes made through the tensor API (Tensor::copy_, fill_, zero_,
-  // optimizer steps) to this memory, so autograd can tell that a tensor an op saved for its
-  // backward was changed since (PyTorch's version counter). Kernels writing their outputs do
-  // not count: outputs are fresh memory.
+  // Counts the in-place writes made to this memory (Tensor::copy_, fill_, zero_, optimizer
+  // steps, a kernel writing over its own input), so autograd can tell that a tensor an op saved
+  // for its backward was changed since (PyTorch's version counter). A kernel writing a fresh
+  // output does not count.
   uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() const { version_.fetch_add(1, std::memory_order_relaxed); }
 

@@ -61,13 +61,17 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs, BackwardFn backward) {
+Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs,
+              std::vector<Tensor> saved, BackwardFn backward) {
   if (!needs_grad(inputs)) return output;
   auto node = std::make_shared<Node>();
   node->name = name;
   node->inputs = std::move(inputs);
-  node->versions.reserve(node->inputs.size());
-  for (const Tensor& in : node->inputs) node->versions.push_back(in.version());
+  for (Tensor& t : saved) {
+    if (!t.defined()) continue;
+    node->saved_versions.push_back(t.version());
+    node->saved.push_back(std::move(t));
+  }
   node->backward = std::move(backward);
   output.set_grad_fn(std::move(node));
   return output;
@@ -168,13 +172,14 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
     grads.erase(found);
     TRANQ_CHECK(node->backward, "backward through '{}' a second time: the graph was already freed",
                 node->name);
-    for (size_t i = 0; i < node->inputs.size(); ++i) {
-      const uint64_t now = node->inputs[i].version();
-      TRANQ_CHECK(now == node->versions[i],
-                  "backward(): input {} of '{}' ({}) was written in place (copy_, fill_, zero_ or "
-                  "an optimizer step) after '{}' used it (version {}, now {}); clone it before "
-                  "writing to it, or run backward() first",
-                  i, node->name, tensor_str(node->inputs[i]), node->name, node->versions[i], now);
+    for (size_t i = 0; i < node->saved.size(); ++i) {
+      const uint64_t now = node->saved[i].version();
+      TRANQ_CHECK(now == node->saved_versions[i],
+                  "backward(): a tensor '{}' saved for its backward ({}) was written in place "
+                  "(copy_, fill_, zero_, a kernel writing over its input, or an optimizer step) "
+                  "after '{}' ran (version {}, now {}); clone it before writing to it, or run "
+                  "backward() first",
+                  node->name, tensor_str(node->saved[i]), node->name, node->saved_versions[i], now);
     }
     std::vector<Tensor> in_grads;
     {
@@ -200,6 +205,15 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
     node->backward = nullptr;  // free saved tensors now
     node->inputs.clear();
   }
+}
+
+void check_in_place_write(const Tensor& t, const char* op) {
+  if (!t.defined() || !t.grad_fn() || !grad_enabled()) return;
+  TRANQ_THROW(ValueError,
+              "{}: {} has autograd history (it is the output of '{}'); writing it in place would "
+              "leave that op differentiating values the tensor no longer holds. Write to a "
+              "clone() or to detach(), or under a NoGradGuard",
+              op, tensor_str(t), t.grad_fn()->name);
 }
 
 }  // namespace tranq

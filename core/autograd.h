@@ -13,9 +13,14 @@
 //    a gradient passed to backward(grad) is left unchanged.
 //  - The graph is freed after backward (closures are released): a second backward through
 //    the same graph throws.
-//  - An input that was written in place after the op used it (Tensor::copy_, fill_, zero_, an
-//    optimizer step: Tensor::version changed) makes backward throw ValueError naming the op,
-//    as PyTorch does, instead of differentiating with values the forward did not see.
+//  - Each op names the tensors its closure keeps for backward (`saved`: inputs or its own
+//    output). One written in place after the op ran (Tensor::copy_, fill_, zero_, a kernel
+//    writing over its own input, an optimizer step: Tensor::version changed) makes backward
+//    throw ValueError naming the op, as PyTorch does, instead of differentiating with values
+//    the forward did not see. Inputs an op does not keep (add's, reshape's) may change freely.
+//  - A tensor with autograd history (a grad_fn) cannot be written in place while grad mode is
+//    on (ValueError): its node would still differentiate the values it no longer holds.
+//    Write to a clone(), detach() it, or write under a NoGradGuard.
 //  - Closures must not capture their own output tensor (that would be a reference cycle);
 //    capture output.detach() instead.
 #include <functional>
@@ -33,7 +38,8 @@ struct Node {
   std::string name;
   std::vector<Tensor> inputs;  // one returned gradient per input, in this order
   BackwardFn backward;
-  std::vector<uint64_t> versions;  // inputs' Tensor::version() when the op ran
+  std::vector<Tensor> saved;             // what backward reads (undefined ones left out)
+  std::vector<uint64_t> saved_versions;  // their Tensor::version() when the op ran
 };
 
 // True unless a NoGradGuard is alive on this thread.
@@ -55,7 +61,14 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 
 // Attaches a Node to `output` when needs_grad(inputs); returns output either way. The
 // closure returns one gradient per input (an undefined Tensor where an input gets none).
-Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs, BackwardFn backward);
+// saved lists the tensors the closure reads (undefined entries are ignored); backward checks
+// that none was written in place since.
+Tensor record(Tensor output, const char* name, std::vector<Tensor> inputs,
+              std::vector<Tensor> saved, BackwardFn backward);
+
+// Throws ValueError when t has autograd history and grad mode is on: the in-place writes
+// (Tensor::copy_, fill_, zero_, kernels writing over an input) call it before writing.
+void check_in_place_write(const Tensor& t, const char* op);
 
 // Runs the backward pass (Tensor::backward calls this).
 void run_backward(const Tensor& root, const Tensor& grad);

@@ -154,6 +154,13 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 std::string tensor_str(const Tensor& t);  // "f32[2, 3] on cpu", for messages
 
+// Views of memory: whether a and b are the very same view (storage, offset, dtype, shape and
+// strides), and whether their elements can share bytes (same storage and overlapping byte
+// ranges; undefined and empty tensors overlap nothing). In-place writes use these to tell an
+// update of the very same view from an overlap in part.
+bool same_view(const Tensor& a, const Tensor& b);
+bool memory_overlaps(const Tensor& a, const Tensor& b);
+
 // Checks used by ops, with messages that name the op and the argument.
 void check_same_shape(const Tensor& a, const Tensor& b, const char* op);
 void check_dtype(const Tensor& t, DType d, const char* op, const char* arg);

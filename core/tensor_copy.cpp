@@ -4,6 +4,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "core/autograd.h"
 #include "core/tensor.h"
 
 namespace tranq {
@@ -105,9 +106,42 @@ void Tensor::bump_version() const {
   if (defined() && impl_->storage) impl_->storage->bump_version();
 }
 
+namespace {
+// [first, last] byte offsets into the storage that a non-empty view can touch.
+std::pair<int64_t, int64_t> byte_span(const Tensor& t) {
+  int64_t lo = t.offset(), hi = t.offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t reach = (t.size(d) - 1) * t.strides()[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const int64_t es = static_cast<int64_t>(dtype_size(t.dtype()));
+  return {lo * es, hi * es + es - 1};
+}
+}  // namespace
+
+bool same_view(const Tensor& a, const Tensor& b) {
+  return a.defined() && b.defined() && a.storage() == b.storage() && a.offset() == b.offset() &&
+         a.dtype() == b.dtype() && a.shape() == b.shape() && a.strides() == b.strides();
+}
+
+bool memory_overlaps(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0 || !a.storage() ||
+      a.storage() != b.storage())
+    return false;
+  const auto x = byte_span(a), y = byte_span(b);
+  return !(x.second < y.first || y.second < x.first);
+}
+
 void Tensor::copy_(const Tensor& src) const {
   TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(),
               "copy_: source {} does not match {}", tensor_str(src), tensor_str(*this));
+  check_in_place_write(*this, "copy_");
+  if (same_view(*this, src)) return;  // nothing changes
+  if (memory_overlaps(*this, src)) {
+    // Elements read after others were written over them: copy from a snapshot instead.
+    copy_(src.clone());
+    return;
+  }
   bump_version();
   if (device().is_cpu() && src.device().is_cpu()) {
     strided_copy_cpu(*this, src);
@@ -141,6 +175,7 @@ void Tensor::copy_(const Tensor& src, bool non_blocking) const {
   }
   TRANQ_CHECK(src.shape() == shape() && src.dtype() == dtype(),
               "copy_: source {} does not match {}", tensor_str(src), tensor_str(*this));
+  check_in_place_write(*this, "copy_");
   bump_version();
   if (nbytes() > 0)
     backend_for(device().type)
@@ -183,6 +218,7 @@ Tensor Tensor::to(DType dt) const {
 }
 
 void Tensor::fill_(double value) const {
+  check_in_place_write(*this, "fill_");
   bump_version();
   if (value == 0.0 && is_contiguous()) {
     backend_for(device().type).fill_zero(raw_data(), device(), nbytes());

@@ -30,7 +30,7 @@ void check_fused_values(const char* op, const Tensor& w, const Tensor& y) {
   TRANQ_CHECK(y.dtype() == w.dtype() && y.is_contiguous() && y.device() == w.device(),
               "{}: y must be a contiguous {} on {}, got {}", op, dtype_name(w.dtype()),
               w.device().str(), tensor_str(y));
-  check_no_partial_overlap(op, y, {&w});
+  admit_output(op, y, {&w});
 }
 
 }  // namespace tranq::kernels

@@ -117,7 +117,7 @@ void fake_quantize_forward(const Tensor& x, const Tensor& scale, const QuantRang
                            const Tensor& y, const Tensor& codes) {
   check_defined(x, "fake_quantize_forward", "x");
   check_same_device("fake_quantize_forward", x, {&scale, &y, &codes});
-  check_no_partial_overlap("fake_quantize_forward", y, {&x, &scale});
+  admit_output("fake_quantize_forward", y, {&x, &scale});
   TRANQ_DISPATCH_CUDA(fake_quantize_forward, x, x, scale, r, y, codes);
 }
 
@@ -126,7 +126,7 @@ void fake_quantize_backward(const Tensor& x, const Tensor& scale, const QuantRan
                             double grad_scale_factor) {
   check_defined(x, "fake_quantize_backward", "x");
   check_same_device("fake_quantize_backward", x, {&scale, &dy, &dx, &dscale});
-  check_no_partial_overlap("fake_quantize_backward", dx, {&x, &dy, &scale});
+  admit_output("fake_quantize_backward", dx, {&x, &dy, &scale});
   TRANQ_DISPATCH_CUDA(fake_quantize_backward, x, x, scale, r, dy, dx, dscale, grad_scale_factor);
 }
 

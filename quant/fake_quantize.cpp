@@ -13,7 +13,7 @@ Tensor record_fake_quantize(const Tensor& y, const Tensor& x, const Tensor& scal
                             const kernels::QuantRange& r, double factor) {
   const bool need_dx = x.requires_grad(), need_ds = scale.requires_grad();
   Tensor sx = x.detach(), ss = scale.detach();
-  return record(y, "fake_quantize", {x, scale},
+  return record(y, "fake_quantize", {x, scale}, {sx, ss},
                 [sx, ss, r, factor, need_dx, need_ds](const Tensor& grad) {
                   const Tensor g = grad.contiguous();
                   Tensor dx, ds;

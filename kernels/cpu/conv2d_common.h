@@ -20,10 +20,17 @@ class Scratch {
   ~Scratch() { std::free(ptr_); }
   void* get(size_t bytes) {
     if (bytes > bytes_) {
+      // The old buffer goes first (no peak of both), but the size is recorded only once the
+      // new one exists: after a failed allocation the next request tries again instead of
+      // taking the null pointer for a buffer of the larger size. (A throw inside an OpenMP
+      // region ends the process: an out-of-memory message, not a null dereference.)
+      const size_t want = (std::max(bytes, bytes_ + bytes_ / 2) + 63) / 64 * 64;
       std::free(ptr_);
-      bytes_ = (std::max(bytes, bytes_ + bytes_ / 2) + 63) / 64 * 64;
-      ptr_ = std::aligned_alloc(64, bytes_);
-      TRANQ_CHECK(ptr_ != nullptr, "conv2d: out of memory for {} bytes of scratch", bytes_);
+      ptr_ = nullptr;
+      bytes_ = 0;
+      ptr_ = std::aligned_alloc(64, want);
+      TRANQ_CHECK_AS(Error, ptr_ != nullptr, "conv2d: out of memory for {} bytes of scratch", want);
+      bytes_ = want;
     }
     return ptr_;
   }

@@ -29,7 +29,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
              need_db = bias.defined() && bias.requires_grad();
   const Tensor sx = xc.detach();
   const Tensor sw = weight.defined() ? weight.detach() : Tensor();
-  return record(y, "batch_norm", {x, weight, bias},
+  return record(y, "batch_norm", {x, weight, bias}, {sx, sw},
                 [sx, sw, mean, invstd, use_batch, need_dx, need_dw, need_db](const Tensor& g) {
                   const Tensor gc = g.contiguous();
                   const int64_t ch = sx.size(1);
@@ -64,7 +64,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const Tensor sx = xc.detach();
   const Tensor sy = relu ? y.detach() : Tensor();  // the ReLU mask; a detached alias, no cycle
   const Tensor sw = weight.defined() ? weight.detach() : Tensor();
-  return record(y, "batch_norm_act", {x, weight, bias, residual},
+  return record(y, "batch_norm_act", {x, weight, bias, residual}, {sx, sy, sw},
                 [sx, sy, sw, mean, invstd, use_batch, relu, need_dx, need_dw, need_db,
                  need_dr](const Tensor& g) {
                   const Tensor gc = g.contiguous();

@@ -25,7 +25,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const Shape x_shape = x.shape(), w_shape = weight.shape();
   std::vector<Tensor> inputs{x, weight};
   if (has_bias) inputs.push_back(bias);
-  return record(y, "conv2d", inputs,
+  return record(y, "conv2d", inputs, {sx, sw},
                 [sx, sw, x_shape, w_shape, kp, need_x, need_w, need_b, has_bias,
                  precision](const Tensor& grad) {
                   Tensor g = grad.contiguous();

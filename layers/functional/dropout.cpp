@@ -17,7 +17,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Rng& rng) {
   const Tensor xc = x.contiguous();
   Tensor y = Tensor::empty_like(xc);
   kernels::dropout_apply(xc, mask, scale, y);
-  return record(y, "dropout", {x}, [mask, scale](const Tensor& g) {
+  return record(y, "dropout", {x}, {}, [mask, scale](const Tensor& g) {
     const Tensor gc = g.contiguous();
     Tensor dx = Tensor::empty_like(gc);
     kernels::dropout_apply(gc, mask, scale, dx);

@@ -23,19 +23,20 @@ Tensor matmul(const Tensor& a, const Tensor& b, ComputePrecision precision) {
   kernels::gemm(false, false, 1.0, ca, cb, 0.0, out, precision);
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   Tensor sa = need_b ? ca.detach() : Tensor(), sb = need_a ? cb.detach() : Tensor();
-  return record(out, "matmul", {a, b}, [sa, sb, need_a, need_b, precision](const Tensor& grad) {
-    Tensor g = grad.contiguous();
-    Tensor ga, gb;
-    if (need_a) {  // dA = G B^T
-      ga = Tensor::empty({g.size(0), sb.size(0)}, g.dtype(), g.device());
-      kernels::gemm(false, true, 1.0, g, sb, 0.0, ga, precision);
-    }
-    if (need_b) {  // dB = A^T G
-      gb = Tensor::empty({sa.size(1), g.size(1)}, g.dtype(), g.device());
-      kernels::gemm(true, false, 1.0, sa, g, 0.0, gb, precision);
-    }
-    return std::vector<Tensor>{ga, gb};
-  });
+  return record(out, "matmul", {a, b}, {sa, sb},
+                [sa, sb, need_a, need_b, precision](const Tensor& grad) {
+                  Tensor g = grad.contiguous();
+                  Tensor ga, gb;
+                  if (need_a) {  // dA = G B^T
+                    ga = Tensor::empty({g.size(0), sb.size(0)}, g.dtype(), g.device());
+                    kernels::gemm(false, true, 1.0, g, sb, 0.0, ga, precision);
+                  }
+                  if (need_b) {  // dB = A^T G
+                    gb = Tensor::empty({sa.size(1), g.size(1)}, g.dtype(), g.device());
+                    kernels::gemm(true, false, 1.0, sa, g, 0.0, gb, precision);
+                  }
+                  return std::vector<Tensor>{ga, gb};
+                });
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -70,7 +71,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
   Tensor sx = need_w ? cx.detach() : Tensor(), sw = need_x ? cw.detach() : Tensor();
   std::vector<Tensor> inputs{x, weight};
   if (has_bias) inputs.push_back(bias);
-  return record(y, "linear", inputs,
+  return record(y, "linear", inputs, {sx, sw},
                 [sx, sw, need_x, need_w, need_b, has_bias, precision](const Tensor& grad) {
                   Tensor g = grad.contiguous();
                   std::vector<Tensor> grads(has_bias ? 3 : 2);

@@ -19,7 +19,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Tensor indices = Tensor::empty(out, DType::i32, x.device());
   kernels::max_pool2d_forward(xc, g, y, indices);
   const Shape in_shape = x.shape();
-  return record(y, "max_pool2d", {x}, [indices, in_shape, g](const Tensor& gy) {
+  return record(y, "max_pool2d", {x}, {}, [indices, in_shape, g](const Tensor& gy) {
     Tensor dx = Tensor::empty(in_shape, gy.dtype(), gy.device());
     kernels::max_pool2d_backward(gy.contiguous(), indices, g, dx);
     return std::vector<Tensor>{dx};
@@ -33,7 +33,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   Tensor y = Tensor::empty(out, x.dtype(), x.device());
   kernels::avg_pool2d_forward(x.contiguous(), g, y);
   const Shape in_shape = x.shape();
-  return record(y, "avg_pool2d", {x}, [g, in_shape](const Tensor& gy) {
+  return record(y, "avg_pool2d", {x}, {}, [g, in_shape](const Tensor& gy) {
     Tensor dx = Tensor::empty(in_shape, gy.dtype(), gy.device());
     kernels::avg_pool2d_backward(gy.contiguous(), g, dx);
     return std::vector<Tensor>{dx};
@@ -46,7 +46,7 @@ Tensor global_avg_pool2d(const Tensor& x) {
   Tensor y = Tensor::empty({x.size(0), x.size(1), 1, 1}, x.dtype(), x.device());
   kernels::global_avg_pool2d_forward(x.contiguous(), y);
   const Shape in_shape = x.shape();
-  return record(y, "global_avg_pool2d", {x}, [in_shape](const Tensor& gy) {
+  return record(y, "global_avg_pool2d", {x}, {}, [in_shape](const Tensor& gy) {
     Tensor dx = Tensor::empty(in_shape, gy.dtype(), gy.device());
     kernels::global_avg_pool2d_backward(gy.contiguous(), dx);
     return std::vector<Tensor>{dx};
