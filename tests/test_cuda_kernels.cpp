@@ -277,6 +277,48 @@ TEST(CudaTransitionStats, BadScaleThrowsAndChangesNothing) {
   }
 }
 
+// The f32 pass moves 4 elements at a time where w, y, codes and prev allow 16- and 4-byte
+// accesses; views one element into their buffers do not, and must give the same results
+// through the element path (and the aligned case with a tail of 3 through both).
+TEST(CudaQatFused, MisalignedViewsEqualCpu) {
+  TRANQ_REQUIRE_CUDA();
+  const QuantRange r = kernels::weight_range(2);
+  for (int64_t offset : {0, 1, 2}) {
+    const int64_t n = 4096 + 4099;  // two pieces: a full one and one with a tail of 3
+    const std::vector<double> s = test::make_scales(1, 77);
+    const Tensor scale = test::tensor_of(s, {1}, DType::f32), cscale = to_cuda(scale);
+    const std::vector<double> v = test::make_quant_input(n, s, r, 78, true);
+    const Tensor w = test::tensor_of(v, {n}, DType::f32);
+    Tensor codes = Tensor::empty({n}, DType::i8), prev = Tensor::empty({n}, DType::i8);
+    kernels::weight_transition_init(w, scale, r, codes, prev, 0.1);
+    // Device copies placed `offset` elements into larger buffers.
+    auto place = [&](const Tensor& host) {
+      Tensor big = Tensor::zeros({n + offset}, host.dtype(), Device::cuda());
+      Tensor view = big.narrow(0, offset, n);
+      view.copy_(to_cuda(host));
+      return view;
+    };
+    Tensor ccodes = place(codes), cprev = place(prev);
+    std::vector<double> moved = v;
+    for (size_t i = 0; i < moved.size(); i += 3) moved[i] = -moved[i] + 0.3 * s[0];
+    const Tensor w2 = test::tensor_of(moved, {n}, DType::f32);
+    const Tensor cw2 = place(w2);
+    Tensor y = Tensor::empty({n}, DType::f32), cy = place(Tensor::zeros({n}, DType::f32));
+    const TransitionCounts k =
+        kernels::quantize_weight_and_count(w2, scale, r, y, codes, prev, 0.2);
+    const TransitionCounts ck =
+        kernels::quantize_weight_and_count(cw2, cscale, r, cy, ccodes, cprev, 0.2);
+    const std::string what = "offset " + std::to_string(offset);
+    EXPECT_GT(k.changed, 0) << what;
+    EXPECT_EQ(ck.changed, k.changed) << what;
+    EXPECT_EQ(ck.oscillated, k.oscillated) << what;
+    EXPECT_EQ(ck.near, k.near) << what;
+    EXPECT_TRUE(same_bits(cy, y)) << what << " y differs at " << test::first_difference(cy, y);
+    EXPECT_TRUE(same_bits(ccodes, codes)) << what << " codes";
+    EXPECT_TRUE(same_bits(cprev, prev)) << what << " prev_codes";
+  }
+}
+
 TEST(CudaQatFused, QuantizeWeightAndCountEqualsCpu) {
   TRANQ_REQUIRE_CUDA();
   uint64_t seed = 9000;

@@ -3,11 +3,14 @@
 // near-transition weights. Counts are integers: each block sums its threads' counts and adds
 // the total to a 64-bit device counter with an integer atomic, exact in any order.
 //
-// A zero, non-finite or too small scale must change nothing (as on the CPU, which checks before its loop):
-// a first tiny kernel counts bad scales into the same counter buffer, the main kernel's blocks
-// return at once when that count is not zero, and the host reads all counters in one copy.
+// A zero, non-finite or too small scale must change nothing (as on the CPU, which checks before its
+// loop): a first tiny kernel counts bad scales into the same counter buffer, the main kernel's
+// blocks return at once when that count is not zero, and the host reads all counters in one copy.
 // The _into forms run the same kernels into a row of a device counts table and never wait: the
 // bad-scale count goes to a scratch word and ends up in the row as a negative `changed`.
+#include <cstdint>
+#include <type_traits>
+
 #include "core/allocator.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/quant_common.cuh"
@@ -59,52 +62,113 @@ __global__ void finish_row_kernel(long long* row, int64_t numel, const unsigned 
   if (*bad != 0) row[kCountChanged] = -static_cast<long long>(*bad);
 }
 
-// One block per piece (quant_piece with kCudaChunk): a single scale per block. Per element,
-// exactly kernels/cpu/transition_stats.cpp's transition_loop (plus y = value when kValues).
-// counters[0..2] receive changed, oscillated, near; nothing is done when *bad != 0.
-template <class T, bool kBinary, bool kInit, bool kValues>
-__global__ void transition_kernel(const T* w, const T* scale, int8_t* codes, int8_t* prev, T* y,
-                                  int64_t inner, QuantRange r, T nf, unsigned long long* counters,
-                                  const unsigned long long* bad, bool nan_on_bad) {
-  __shared__ long long smem[kThreads];
-  int64_t c, b, e;
-  quant_piece(blockIdx.x, inner, kCudaChunk, &c, &b, &e);
-  // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
-  // With nan_on_bad (the _into form, y not aliasing w) values still get written: NaN, so that
-  // a forward using them cannot look healthy. Otherwise nothing is written, as promised.
-  if (*bad != 0) {
-    if constexpr (kValues)
-      if (nan_on_bad)
-        for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) y[i] = nan_of<T>();
-    return;
-  }
-  const T m = quant_multiplier(scale[c], r);
-  const T lo = static_cast<T>(r.lo), hi = static_cast<T>(r.hi), hi1 = static_cast<T>(r.hi - 1);
-  const T inv_g = T(1) / static_cast<T>(r.g);
+// Per element, exactly kernels/cpu/transition_stats.cpp's transition_loop: the code of w,
+// codes/prev updated in place, the changed/oscillated/near counts, and the value level/g
+// (returned; used when the pass writes y).
+template <class T, bool kBinary, bool kInit>
+struct TransitionStep {
+  T m, lo, hi, hi1, inv_g, nf;
   long long changed = 0, oscillated = 0, near = 0;
-  for (int64_t i = b + threadIdx.x; i < e; i += blockDim.x) {
-    const T t = mul_rn(w[i], m);  // never fused into t - 0.5 below: same t as the CPU
+
+  __device__ T operator()(T w, int8_t& code_io, int8_t& prev_io) {
+    const T t = mul_rn(w, m);  // never fused into t - 0.5 below: same t as the CPU
     const T level = kBinary ? quant_level_binary(t) : quant_level_multibit(t, lo, hi);
     const int8_t code = static_cast<int8_t>(static_cast<int32_t>(level));
     const T d = kBinary ? quant_transition_distance_binary(t)
                         : quant_transition_distance_multibit(t, lo, hi1);
     near += d < nf ? 1 : 0;
-    if constexpr (kValues) y[i] = mul_rn(level, inv_g);  // y may alias w: w[i] was read above
     if constexpr (kInit) {
-      codes[i] = code;
-      prev[i] = code;
+      code_io = code;
+      prev_io = code;
     } else {
-      const int8_t old = codes[i], before = prev[i];
+      const int8_t old = code_io, before = prev_io;
       const bool moved = code != old;
       changed += moved ? 1 : 0;
       oscillated += (moved && code == before) ? 1 : 0;
-      prev[i] = moved ? old : before;
-      codes[i] = code;
+      prev_io = moved ? old : before;
+      code_io = code;
+    }
+    return mul_rn(level, inv_g);
+  }
+};
+
+__device__ inline bool aligned_to(const void* p, unsigned bytes) {
+  return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
+}
+
+// One block per piece (quant_piece with kCudaChunk): a single scale per block, and at most
+// kCudaChunk elements, so indices within the piece are 32-bit. f32 pieces whose pointers
+// allow it move 4 elements per thread per iteration (one 16-byte load of w, 4-byte loads of
+// codes and prev, all before the stores): several times the bytes in flight of one element
+// at a time, which a bandwidth-bound pass needs. Other pieces, and the last (len % 4)
+// elements, go one element at a time. Each thread reads its own elements before writing
+// them, so y may alias w. counters[0..2] receive changed, oscillated, near; nothing is done
+// when *bad != 0.
+template <class T, bool kBinary, bool kInit, bool kValues>
+__global__ void __launch_bounds__(kThreads)
+    transition_kernel(const T* w, const T* scale, int8_t* codes, int8_t* prev, T* y, int64_t inner,
+                      QuantRange r, T nf, unsigned long long* counters,
+                      const unsigned long long* bad, bool nan_on_bad) {
+  __shared__ long long smem[kThreads];
+  int64_t c, b, e;
+  quant_piece(blockIdx.x, inner, kCudaChunk, &c, &b, &e);
+  const int len = static_cast<int>(e - b);
+  const T* wb = w + b;
+  int8_t* cb = codes + b;
+  int8_t* pb = prev + b;
+  T* yb = kValues ? y + b : nullptr;
+  // Both loads are issued before the branch: two round trips would otherwise come first.
+  const unsigned long long bad_count = *bad;
+  const T s = scale[c];
+  // The same value for every thread, so the whole block leaves (no thread waits in block_sum).
+  // With nan_on_bad (the _into form, y not aliasing w) values still get written: NaN, so that
+  // a forward using them cannot look healthy. Otherwise nothing is written, as promised.
+  if (bad_count != 0) {
+    if constexpr (kValues)
+      if (nan_on_bad)
+        for (int i = threadIdx.x; i < len; i += blockDim.x) yb[i] = nan_of<T>();
+    return;
+  }
+  TransitionStep<T, kBinary, kInit> step{quant_multiplier(s, r),     static_cast<T>(r.lo),
+                                         static_cast<T>(r.hi),       static_cast<T>(r.hi - 1),
+                                         T(1) / static_cast<T>(r.g), nf};
+  int done = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    if (aligned_to(wb, 16) && (!kValues || aligned_to(yb, 16)) && aligned_to(cb, 4) &&
+        aligned_to(pb, 4)) {
+      const int groups = len / 4;
+      for (int g = threadIdx.x; g < groups; g += blockDim.x) {
+        const float4 wv = reinterpret_cast<const float4*>(wb)[g];
+        char4 cv = make_char4(0, 0, 0, 0), pv = make_char4(0, 0, 0, 0);
+        if constexpr (!kInit) {
+          cv = reinterpret_cast<const char4*>(cb)[g];
+          pv = reinterpret_cast<const char4*>(pb)[g];
+        }
+        int8_t c0 = cv.x, c1 = cv.y, c2 = cv.z, c3 = cv.w;
+        int8_t p0 = pv.x, p1 = pv.y, p2 = pv.z, p3 = pv.w;
+        float4 out;
+        out.x = step(wv.x, c0, p0);
+        out.y = step(wv.y, c1, p1);
+        out.z = step(wv.z, c2, p2);
+        out.w = step(wv.w, c3, p3);
+        if constexpr (kValues) reinterpret_cast<float4*>(yb)[g] = out;
+        reinterpret_cast<char4*>(cb)[g] = make_char4(c0, c1, c2, c3);
+        reinterpret_cast<char4*>(pb)[g] = make_char4(p0, p1, p2, p3);
+      }
+      done = groups * 4;
     }
   }
-  const long long block_changed = block_sum(changed, smem);
-  const long long block_oscillated = block_sum(oscillated, smem);
-  const long long block_near = block_sum(near, smem);
+  for (int i = done + threadIdx.x; i < len; i += blockDim.x) {
+    int8_t code = kInit ? int8_t{0} : cb[i];
+    int8_t before = kInit ? int8_t{0} : pb[i];
+    const T value = step(wb[i], code, before);
+    if constexpr (kValues) yb[i] = value;  // y may alias w: w[i] was read above
+    cb[i] = code;
+    pb[i] = before;
+  }
+  const long long block_changed = block_sum(step.changed, smem);
+  const long long block_oscillated = block_sum(step.oscillated, smem);
+  const long long block_near = block_sum(step.near, smem);
   if (threadIdx.x == 0) {
     if (block_changed)
       atomicAdd(&counters[kChanged], static_cast<unsigned long long>(block_changed));
