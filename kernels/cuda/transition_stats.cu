@@ -6,8 +6,9 @@
 // A zero, non-finite or too small scale must change nothing (as on the CPU, which checks before its
 // loop): a first tiny kernel counts bad scales into the same counter buffer, the main kernel's
 // blocks return at once when that count is not zero, and the host reads all counters in one copy.
-// The _into forms run the same kernels into a row of a device counts table and never wait: the
-// bad-scale count goes to a scratch word and ends up in the row as a negative `changed`.
+// The _into forms run the pass into a row of a device counts table and never wait: one block
+// first writes the row and the bad-scale count (a scratch word the pass reads, and a negative
+// `changed` in the row), so each call is two launches.
 #include <cstdint>
 #include <type_traits>
 
@@ -55,11 +56,25 @@ __global__ void count_bad_scales_kernel(const T* scale, int64_t n, QuantRange r,
   }
 }
 
-// Completes a counts-table row after the pass: numel, and the bad-scale report (changed = -bad;
-// the pass added nothing then).
-__global__ void finish_row_kernel(long long* row, int64_t numel, const unsigned long long* bad) {
-  row[kCountNumel] = numel;
-  if (*bad != 0) row[kCountChanged] = -static_cast<long long>(*bad);
+// Starts a counts-table row before the pass of the _into forms, in one launch: counts the
+// scale values the quantizer cannot use into *bad (read by the pass's blocks) and writes the
+// whole row: numel, changed = -bad (the pass adds nothing then), oscillated = near = 0. One
+// block, so no memsets and no kernel after the pass are needed.
+template <class T>
+__global__ void start_row_kernel(const T* scale, int64_t channels, QuantRange r, long long* row,
+                                 int64_t numel, unsigned long long* bad) {
+  __shared__ long long smem[kThreads];
+  long long count = 0;
+  for (int64_t i = threadIdx.x; i < channels; i += blockDim.x)
+    count += quant_scale_usable(scale[i], r) ? 0 : 1;
+  const long long total = block_sum(count, smem);
+  if (threadIdx.x == 0) {
+    *bad = static_cast<unsigned long long>(total);
+    row[kCountNumel] = numel;
+    row[kCountChanged] = -total;
+    row[kCountOscillated] = 0;
+    row[kCountNear] = 0;
+  }
 }
 
 // Per element, exactly kernels/cpu/transition_stats.cpp's transition_loop: the code of w,
@@ -195,11 +210,12 @@ void launch_transition(bool binary, unsigned grid, cudaStream_t stream, const T*
 
 // The pass and its checks, shared by transition_launch (counts to the host) and the _into
 // forms (counts into a device table): counters[0..2] receive the counts, *bad the number of
-// bad scale values; both must be zeroed on `stream` before.
+// bad scale values. Without a row, both must be zeroed on `stream` before; with one (the _into
+// forms, counters inside it), start_row_kernel writes the row and *bad itself.
 void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const QuantRange& r,
                  const Tensor& y, const Tensor& codes, const Tensor& prev_codes,
                  double near_fraction, bool init, cudaStream_t stream, unsigned long long* counters,
-                 unsigned long long* bad, bool nan_on_bad) {
+                 unsigned long long* bad, bool nan_on_bad, long long* row) {
   const int64_t n = w.numel(), channels = scale.numel(), inner = n / channels;
   const unsigned grid = grid_exact(channels * quant_pieces_per_channel(inner, kCudaChunk), op);
   int8_t* pc = codes.data<int8_t>();
@@ -209,7 +225,11 @@ void launch_pass(const char* op, const Tensor& w, const Tensor& scale, const Qua
     const T* pw = w.data<T>();
     const T* ps = scale.data<T>();
     const T nf = static_cast<T>(near_fraction);
-    count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, r, bad);
+    if (row) {
+      start_row_kernel<T><<<1, kThreads, 0, stream>>>(ps, channels, r, row, n, bad);
+    } else {
+      count_bad_scales_kernel<T><<<grid_for(channels), kThreads, 0, stream>>>(ps, channels, r, bad);
+    }
     TRANQ_CUDA_CHECK_LAUNCH();
     if (init) {
       launch_transition<T, true, false>(r.binary_sign, grid, stream, pw, ps, pc, pp, nullptr, inner,
@@ -242,18 +262,15 @@ void transition_into(const char* op, const Tensor& w, const Tensor& scale, const
   cudaStream_t stream = current_stream(index);
   long long* prow = reinterpret_cast<long long*>(counts.data<int64_t>() + row * kCountColumns);
   // The allocator reuses a freed block only for later work on the same stream, so the scratch
-  // word may be released before the kernels below have run.
+  // word may be released before the kernels below have run. Two launches in all: the row's
+  // start (which also writes the bad-scale count) and the pass.
   Buffer bad_buf(sizeof(unsigned long long), w.device());
   auto* bad = static_cast<unsigned long long*>(bad_buf.data());
-  TRANQ_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(unsigned long long), stream));
-  TRANQ_CUDA_CHECK(cudaMemsetAsync(prow, 0, kCountColumns * sizeof(long long), stream));
   auto* counters = reinterpret_cast<unsigned long long*>(prow + kCountChanged);
   // NaN values on a bad scale, unless y is w itself (the latent weights must survive).
   const bool nan_on_bad = y.defined() && y.raw_data() != w.raw_data();
   launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters, bad,
-              nan_on_bad);
-  finish_row_kernel<<<1, 1, 0, stream>>>(prow, w.numel(), bad);
-  TRANQ_CUDA_CHECK_LAUNCH();
+              nan_on_bad, prow);
 }
 
 }  // namespace
@@ -285,7 +302,7 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
   auto* counters = static_cast<unsigned long long*>(counter_buf.data());
   TRANQ_CUDA_CHECK(cudaMemsetAsync(counters, 0, kNumCounters * sizeof(unsigned long long), stream));
   launch_pass(op, w, scale, r, y, codes, prev_codes, near_fraction, init, stream, counters,
-              counters + kBadScales, /*nan_on_bad=*/false);
+              counters + kBadScales, /*nan_on_bad=*/false, /*row=*/nullptr);
   unsigned long long host[kNumCounters] = {};
   TRANQ_CUDA_CHECK(cudaMemcpyAsync(host, counters, sizeof host, cudaMemcpyDeviceToHost, stream));
   ::tranq::cuda::note_host_wait();
