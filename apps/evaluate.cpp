@@ -1,6 +1,9 @@
 #include "apps/evaluate.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cstdio>
 
 #include "apps/device.h"
 #include "core/autograd.h"
@@ -44,6 +47,15 @@ EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> sou
   for (int64_t c : counts.to_vector<int64_t>()) correct += c;  // the one device read
   r.accuracy = r.seen ? static_cast<double>(correct) / static_cast<double>(r.seen) : 0.0;
   return r;
+}
+
+void note_ignored_files(const data::SampleSource& source) {
+  const auto* folder = dynamic_cast<const data::FolderSource*>(&source);
+  if (!folder) return;
+  const std::string note = data::ignored_files_note(folder->folder());
+  if (!note.empty())
+    fmt::print(stderr, "tranq: note: {}: {} (only .jpg/.jpeg files are read)\n",
+               folder->folder().root, note);
 }
 
 }  // namespace tranq::app

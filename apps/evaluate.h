@@ -17,4 +17,8 @@ struct EvalResult {
 EvalResult evaluate(Module& model, std::shared_ptr<const data::SampleSource> source,
                     int64_t batch_size, int workers);
 
+// Image folders: a note on stderr saying how many files were not read (not .jpg/.jpeg) and
+// naming one, so that images of another type are not left out unnoticed. Nothing otherwise.
+void note_ignored_files(const data::SampleSource& source);
+
 }  // namespace tranq::app

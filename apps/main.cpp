@@ -14,6 +14,7 @@
 #include "apps/evaluate.h"
 #include "apps/plot.h"
 #include "apps/run_setup.h"
+#include "apps/train_config.h"
 #include "apps/trainer.h"
 #include "core/parallel.h"
 #include "core/safetensors.h"
@@ -286,6 +287,8 @@ int main(int argc, char** argv) {
       double acc = tranq::app::run_train(train_cfg, resume);
       fmt::print("test_acc={:.2f}\n", 100 * acc);
     } else if (app.got_subcommand("eval")) {
+      // Before the data set is opened, as train does.
+      tranq::app::validate_loading_flags(ev.batch_size, ev.image_size, ev.threads, ev.workers);
       tranq::set_num_threads(ev.threads);
       const tranq::ComputePrecision precision = precision_flag(ev.precision);
       const tranq::Device device = tranq::app::select_device(ev.device);
@@ -293,13 +296,14 @@ int main(int argc, char** argv) {
       so.augment = false;
       so.image_size = ev.image_size;
       auto set = tranq::data::open_dataset(ev.dataset, ev.data, "test", so);
+      tranq::app::note_ignored_files(*set);
       auto content = tranq::load_safetensors(ev.weights);
       // The class count of the training split, which the model was made for (an image
       // folder's val split may lack classes).
       const auto shape = tranq::data::dataset_shape(ev.dataset, ev.data);
       auto model = tranq::app::model_for_weights(ev.model, set->sample_shape()[0], shape.classes,
                                                  content.metadata);
-      tranq::app::load_weights(*model, content, ev.weights);
+      tranq::app::load_weights(*model, content, ev.weights, ev.dataset);
       tranq::set_compute_precision(*model, precision);
       model->to(device);
       auto r = tranq::app::evaluate(*model, set, ev.batch_size, ev.workers);
@@ -313,7 +317,7 @@ int main(int argc, char** argv) {
       const auto shape = tranq::data::dataset_shape(ex.dataset, ex.data);
       auto model =
           tranq::app::model_for_weights(ex.model, shape.channels, shape.classes, content.metadata);
-      tranq::app::load_weights(*model, content, ex.weights);
+      tranq::app::load_weights(*model, content, ex.weights, ex.dataset);
       model->to(device);
       auto out = tranq::app::export_integer_model(*model, content.metadata);
       tranq::save_safetensors(ex.out, out.tensors, out.metadata);

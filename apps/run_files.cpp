@@ -41,7 +41,8 @@ void save_checkpoint(const std::string& run_dir, const Module& model, const opti
 }
 
 RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Optimizer& opt,
-                            nlohmann::json& extra, NamedTensors& extra_tensors) {
+                            nlohmann::json& extra, NamedTensors& extra_tensors,
+                            const std::function<void(const nlohmann::json&)>& check_extra) {
   const std::string path = checkpoint_path(run_dir);
   SafetensorsContent content = load_safetensors(path);
   auto fmt_it = content.metadata.find("format");
@@ -66,6 +67,8 @@ RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Op
   RunPosition pos;
   try {
     nlohmann::json meta = nlohmann::json::parse(state_it->second);
+    extra = meta.at("extra");
+    if (check_extra) check_extra(extra);
     if (meta.at("optimizer").get<std::string>() != opt.name()) {
       TRANQ_THROW(FormatError, "{}: checkpoint was written by optimizer '{}', the run uses '{}'",
                   path, meta.at("optimizer").get<std::string>(), opt.name());
@@ -76,7 +79,6 @@ RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Op
     pos.epoch_loss_sum = meta.at("epoch_loss_sum");
     pos.epoch_correct = meta.at("epoch_correct");
     pos.epoch_seen = meta.at("epoch_seen");
-    extra = meta.at("extra");
     try {
       model.load_state_dict(model_t, true);
       opt.load_state(optim_t, meta.at("optimizer_steps").get<int64_t>());

@@ -9,6 +9,7 @@
 //   RUNDIR/model.safetensors       weights with PyTorch names (written at epoch ends)
 //   RUNDIR/metrics.jsonl           one JSON object per logged step and per epoch
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,12 @@ void save_checkpoint(const std::string& run_dir, const Module& model, const opti
                      const RunPosition& pos, const nlohmann::json& extra,
                      const NamedTensors& extra_tensors);
 // Loads into model and optimizer; returns the position and fills extra. FormatError when the
-// file is not a tranq checkpoint of this model and optimizer.
+// file is not a tranq checkpoint of this model and optimizer. check_extra, when given, sees
+// extra before any tensor is loaded, so that it can refuse the checkpoint with a better reason
+// than the shape mismatch that would follow (e.g. other training data).
 RunPosition load_checkpoint(const std::string& run_dir, Module& model, optim::Optimizer& opt,
-                            nlohmann::json& extra, NamedTensors& extra_tensors);
+                            nlohmann::json& extra, NamedTensors& extra_tensors,
+                            const std::function<void(const nlohmann::json&)>& check_extra = {});
 
 // Keeps the lines of metrics.jsonl that describe steps up to `step` (drops what a killed run
 // wrote after its last checkpoint, including a torn last line).

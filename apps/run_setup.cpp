@@ -167,7 +167,66 @@ std::shared_ptr<Module> model_for_weights(const std::string& model, int64_t in_c
 
 namespace tranq::app {
 
-void load_weights(Module& model, const SafetensorsContent& content, const std::string& path) {
+namespace {
+
+// Input channels of the first convolution and rows of the classifier; -1 where unknown.
+struct DataShapeOf {
+  int64_t channels = -1, classes = -1;
+};
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The tensor of weight `name` ("conv1.weight") in a weights file: the float or latent weight,
+// or an exported integer model's codes (same shape); null when absent.
+const Tensor* file_weight(const SafetensorsContent& content, const std::string& name) {
+  for (const auto& [n, t] : content.tensors)
+    if (n == name || n == name + "_codes") return &t;
+  return nullptr;
+}
+
+// What the model (made for the data set) and the weights file expect of the data: the first
+// 4-D ".weight" of the model's state dict is its first convolution, the last 2-D one its
+// classifier; the file's tensors of the same names are compared.
+void data_shapes(const Module& model, const SafetensorsContent& content, DataShapeOf* of_model,
+                 DataShapeOf* of_file) {
+  std::string conv, fc;
+  for (const auto& [n, t] : model.state_dict()) {
+    if (!ends_with(n, ".weight")) continue;
+    if (t.dim() == 4 && conv.empty()) {
+      conv = n;
+      of_model->channels = t.size(1);
+    }
+    if (t.dim() == 2) {
+      fc = n;
+      of_model->classes = t.size(0);
+    }
+  }
+  const Tensor* w = conv.empty() ? nullptr : file_weight(content, conv);
+  if (w && w->dim() == 4) of_file->channels = w->size(1);
+  w = fc.empty() ? nullptr : file_weight(content, fc);
+  if (w && w->dim() == 2) of_file->classes = w->size(0);
+}
+
+}  // namespace
+
+void load_weights(Module& model, const SafetensorsContent& content, const std::string& path,
+                  const std::string& dataset) {
+  if (!dataset.empty()) {
+    DataShapeOf want, got;
+    data_shapes(model, content, &want, &got);
+    const bool channels_differ = got.channels >= 0 && got.channels != want.channels;
+    const bool classes_differ = got.classes >= 0 && got.classes != want.classes;
+    if (channels_differ || classes_differ) {
+      auto known = [](int64_t v) { return v >= 0 ? std::to_string(v) : std::string("?"); };
+      TRANQ_THROW(ValueError,
+                  "{}: the weights are for {}-channel input and {} classes; --dataset {} has {} "
+                  "and {} (is --dataset right?)",
+                  path, known(got.channels), known(got.classes), dataset, want.channels,
+                  want.classes);
+    }
+  }
   const bool integer = content.metadata.count(kIntegerMetaKey) > 0;
   try {
     LoadReport r = model.load_state_dict(content.tensors, !integer);

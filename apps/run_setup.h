@@ -40,8 +40,12 @@ constexpr const char* kIntegerMetaKey = "tranq.integer";
 
 // Loads a weights file into the model from model_for_weights: float or QAT weights strictly;
 // an exported integer model's codes, with its quantized layers switched to integer mode.
-// ValueError naming the path on any mismatch.
-void load_weights(Module& model, const SafetensorsContent& content, const std::string& path);
+// ValueError naming the path on any mismatch. dataset: the --dataset the model was made for;
+// when given and the weights' first convolution takes other input channels, or their
+// classifier (last linear layer) has other rows, than the model's, the error blames it: "the
+// weights are for C-channel input and K classes; --dataset D has C' and K'".
+void load_weights(Module& model, const SafetensorsContent& content, const std::string& path,
+                  const std::string& dataset = "");
 
 // The integer model of QAT weights: per quantized layer its int8 codes (computed afresh from
 // the latent weights, equal to the last fake-quant codes) and scales, plus every float tensor

@@ -24,9 +24,17 @@ std::string base_optimizer(const std::string& name) {
   return is_trs_optimizer(name) ? name.substr(0, name.size() - 1) : name;
 }
 
+void validate_loading_flags(int64_t batch_size, int64_t image_size, int threads, int workers) {
+  TRANQ_CHECK(batch_size >= 1, "--batch-size must be at least 1, got {}", batch_size);
+  TRANQ_CHECK(image_size >= 0 && image_size <= 8192,
+              "--image-size must be in 1..8192 (0: the default 224), got {}", image_size);
+  TRANQ_CHECK(threads >= 1, "--threads must be at least 1, got {}", threads);
+  TRANQ_CHECK(workers >= 0, "--workers must be >= 0, got {}", workers);
+}
+
 void validate(const TrainConfig& c) {
   TRANQ_CHECK(c.epochs >= 1, "--epochs must be at least 1, got {}", c.epochs);
-  TRANQ_CHECK(c.batch_size >= 1, "--batch-size must be at least 1, got {}", c.batch_size);
+  validate_loading_flags(c.batch_size, c.image_size, c.threads, c.workers);
   TRANQ_CHECK(c.accum_steps >= 1 && c.accum_steps <= 4096,
               "--accum-steps must be in 1..4096 (batches per optimizer step), got {}",
               c.accum_steps);
@@ -39,10 +47,6 @@ void validate(const TrainConfig& c) {
               c.momentum);
   TRANQ_CHECK(c.label_smoothing >= 0 && c.label_smoothing <= 1,
               "--label-smoothing must be in [0, 1], got {}", c.label_smoothing);
-  TRANQ_CHECK(c.image_size >= 0 && c.image_size <= 8192,
-              "--image-size must be in 1..8192 (0: the default 224), got {}", c.image_size);
-  TRANQ_CHECK(c.threads >= 1, "--threads must be at least 1, got {}", c.threads);
-  TRANQ_CHECK(c.workers >= 0, "--workers must be >= 0, got {}", c.workers);
   TRANQ_CHECK(c.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: at epoch ends), got {}",
               c.checkpoint_every);
   TRANQ_CHECK(c.log_every >= 0, "--log-every must be >= 0 (0: no step lines), got {}", c.log_every);

@@ -79,6 +79,10 @@ bool is_trs_optimizer(const std::string& name);
 // it writes anything (a value the range allows may still be refused later, by name).
 void validate(const TrainConfig& c);
 
+// The flags of train and eval that size the data loading and compute (--batch-size,
+// --image-size, --threads, --workers): ValueError naming the flag, as validate() does for train.
+void validate_loading_flags(int64_t batch_size, int64_t image_size, int threads, int workers);
+
 nlohmann::json to_json(const TrainConfig& c);
 TrainConfig config_from_json(const nlohmann::json& j);  // FormatError on missing/mistyped keys
 

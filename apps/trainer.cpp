@@ -1,6 +1,7 @@
 #include "apps/trainer.h"
 
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -64,6 +65,47 @@ void report_skipped(const std::vector<std::string>& skipped, int64_t& count) {
   }
 }
 
+// What identifies the training data in a checkpoint: its sample count and, for image folders,
+// a fingerprint of the class list (FNV-1a over the names). Epoch orders and labels depend on
+// both, so a resume on other data would silently train something else.
+nlohmann::json training_data_identity(const data::SampleSource& set) {
+  nlohmann::json j = {{"train_samples", set.size()}, {"classes", set.num_classes()}};
+  if (const auto* folder = dynamic_cast<const data::FolderSource*>(&set)) {
+    uint64_t h = 14695981039346656037ull;
+    for (const std::string& name : folder->folder().classes) {
+      for (const char ch : name + '\0') {
+        h ^= static_cast<unsigned char>(ch);
+        h *= 1099511628211ull;
+      }
+    }
+    j["class_list"] = fmt::format("{:016x}", h);
+  }
+  return j;
+}
+
+// Refuses a resume whose --data is not the data the run was made with (checkpoints written
+// before the identity was saved are not checked).
+void check_same_training_data(const nlohmann::json& saved, const nlohmann::json& now,
+                              const std::string& dir) {
+  if (saved.is_null()) return;
+  const int64_t n_then = saved.at("train_samples").get<int64_t>();
+  const int64_t n_now = now.at("train_samples").get<int64_t>();
+  if (n_then != n_now) {
+    TRANQ_THROW(ValueError,
+                "the training set in {} holds {} samples, the run was made with {}; --data must "
+                "point to the same data",
+                dir, n_now, n_then);
+  }
+  const int64_t k_then = saved.at("classes").get<int64_t>();
+  const int64_t k_now = now.at("classes").get<int64_t>();
+  if (k_then != k_now || saved.value("class_list", "") != now.value("class_list", "")) {
+    TRANQ_THROW(ValueError,
+                "the training set in {} has other classes than the run was made with ({} "
+                "classes now, {} then{}); --data must point to the same data",
+                dir, k_now, k_then, k_then == k_now ? ", under other names" : "");
+  }
+}
+
 }  // namespace
 
 double run_train(TrainConfig cfg, bool resume) {
@@ -116,6 +158,8 @@ double run_train(TrainConfig cfg, bool resume) {
       data::open_dataset(cfg.dataset, cfg.data_dir, "train", train_opt);
   std::shared_ptr<data::SampleSource> test_set =
       data::open_dataset(cfg.dataset, cfg.data_dir, "test", test_opt);
+  note_ignored_files(*train_set);
+  note_ignored_files(*test_set);
   const int64_t in_channels = train_set->sample_shape()[0];
   data::LoaderOptions lo;
   lo.batch_size = cfg.batch_size;
@@ -127,6 +171,10 @@ double run_train(TrainConfig cfg, bool resume) {
   const int64_t batches = loader.batches_per_epoch();
   // Optimizer steps: an epoch's last step takes what is left of its batches.
   const int64_t steps_per_epoch = (batches + cfg.accum_steps - 1) / cfg.accum_steps;
+  // The schedules need the run's length in steps: it must be countable.
+  TRANQ_CHECK(cfg.epochs <= INT64_MAX / std::max<int64_t>(1, steps_per_epoch),
+              "--epochs {} of {} steps each is more steps than a run can count", cfg.epochs,
+              steps_per_epoch);
   const int64_t total_steps = cfg.epochs * steps_per_epoch;
 
   optim::LrScheduleOptions so = optim::run_schedule_options(cfg.lr_schedule, total_steps);
@@ -142,12 +190,15 @@ double run_train(TrainConfig cfg, bool resume) {
   if (run.qat) model_meta[kQuantMetaKey] = run.quant_meta.dump();
 
   fs::create_directories(cfg.out);
+  const nlohmann::json data_identity = training_data_identity(*train_set);
   RunPosition pos;
   nlohmann::json resumed_window;  // the log window the checkpoint was taken in
   if (resuming) {
     nlohmann::json extra;
     NamedTensors extra_tensors;
-    pos = load_checkpoint(cfg.out, *model, *opt, extra, extra_tensors);
+    pos = load_checkpoint(cfg.out, *model, *opt, extra, extra_tensors, [&](const auto& saved) {
+      check_same_training_data(saved.value("data", nlohmann::json()), data_identity, cfg.data_dir);
+    });
     restore_dropout_states(*model, extra.value("dropout", nlohmann::json::object()));
     if (run.qat) run.qat->load_state(extra_tensors);
     resumed_window = extra.value("log_window", nlohmann::json());
@@ -213,7 +264,9 @@ double run_train(TrainConfig cfg, bool resume) {
   auto checkpoint = [&] {
     sync_qat();
     save_checkpoint(cfg.out, *model, *opt, pos,
-                    {{"dropout", dropout_states(*model)}, {"log_window", window_state()}},
+                    {{"dropout", dropout_states(*model)},
+                     {"log_window", window_state()},
+                     {"data", data_identity}},
                     run.qat ? run.qat->state_tensors() : NamedTensors{});
   };
   double test_acc = -1;

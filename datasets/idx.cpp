@@ -25,12 +25,22 @@ std::vector<uint8_t> read_idx(const std::string& path, uint32_t magic, size_t he
                               const char* what) {
   std::vector<uint8_t> bytes = read_file_bytes(path);
   // The magic first (when there are 4 bytes): the wrong file is a likelier mistake than a short
-  // one.
+  // one. Compressed files were already inflated by read_file_bytes (gzip is recognised by its
+  // content, whatever the name), so a bad magic is never about a missing .gz suffix.
   if (bytes.size() >= 4 && read_be32(bytes.data()) != magic) {
+    const uint32_t got = read_be32(bytes.data());
+    const bool images_wanted = magic == kIdxImagesMagic;
+    if (got == (images_wanted ? kIdxLabelsMagic : kIdxImagesMagic)) {
+      TRANQ_THROW(FormatError,
+                  "'{}' is an IDX {} file (magic number 0x{:08x}); the {} file (magic 0x{:08x}) "
+                  "is expected here: are the images and labels files swapped?",
+                  path, images_wanted ? "label" : "image", got, images_wanted ? "images" : "labels",
+                  magic);
+    }
     TRANQ_THROW(FormatError,
                 "'{}' is not an IDX {} file: magic number 0x{:08x}, expected 0x{:08x} (is it a "
-                "gzip file that lost its .gz suffix, or the wrong file of the pair?)",
-                path, what, read_be32(bytes.data()), magic);
+                "file of another format, or damaged?)",
+                path, what, got, magic);
   }
   if (bytes.size() < header_bytes) {
     TRANQ_THROW(FormatError,

@@ -87,9 +87,15 @@ void check_transform(const FolderTransform& t) {
 
 namespace {
 
-// dir's subdirectories (the class directories), sorted; *top_files counts the plain files
-// directly in dir.
-std::vector<std::string> read_class_dirs(const std::string& dir, int64_t* top_files) {
+// Counts an ignored file, keeping the bytewise first path as the example (directory order is
+// the file system's, so the first one met would vary).
+void note_ignored(const std::string& path, ImageFolder* f) {
+  if (f->ignored_files++ == 0 || path < f->ignored_example) f->ignored_example = path;
+}
+
+// dir's subdirectories (the class directories), sorted; the plain files directly in dir are
+// noted as ignored in *top.
+std::vector<std::string> read_class_dirs(const std::string& dir, ImageFolder* top) {
   std::error_code ec;
   const fs::file_status st = fs::status(dir, ec);
   if (!fs::exists(st)) {
@@ -104,7 +110,7 @@ std::vector<std::string> read_class_dirs(const std::string& dir, int64_t* top_fi
       if (e.is_directory()) {
         names.push_back(e.path().filename().string());
       } else if (e.is_regular_file()) {
-        ++*top_files;
+        note_ignored(e.path().string(), top);
       }
     }
   } catch (const fs::filesystem_error& e) {
@@ -132,7 +138,7 @@ void add_class_samples(const fs::path& class_dir, int32_t label, ImageFolder* f)
     if (is_jpeg_name(name)) {
       files.emplace_back(it->path().parent_path().string(), std::move(name));
     } else {
-      ++f->ignored_files;
+      note_ignored(it->path().string(), f);
     }
   }
   std::sort(files.begin(), files.end());
@@ -147,11 +153,12 @@ void add_class_samples(const fs::path& class_dir, int32_t label, ImageFolder* f)
 // Samples of the class directories `dirs` of dir, labelled by their index in `classes` (every
 // name of dirs is in classes), class by class in label order.
 ImageFolder scan_labelled(const std::string& dir, const std::vector<std::string>& dirs,
-                          int64_t top_files, std::vector<std::string> classes) {
+                          const ImageFolder& top, std::vector<std::string> classes) {
   ImageFolder f;
   f.root = dir;
   f.classes = std::move(classes);
-  f.ignored_files = top_files;
+  f.ignored_files = top.ignored_files;
+  f.ignored_example = top.ignored_example;
   try {
     for (size_t label = 0; label < f.classes.size(); ++label) {
       if (!std::binary_search(dirs.begin(), dirs.end(), f.classes[label])) continue;
@@ -161,10 +168,11 @@ ImageFolder scan_labelled(const std::string& dir, const std::vector<std::string>
     TRANQ_THROW(IoError, "cannot read image folder '{}': {}", dir, e.what());
   }
   if (f.samples.empty()) {
+    const std::string note = ignored_files_note(f);
     TRANQ_THROW(IoError,
                 "image folder '{}' holds no samples: {} class directories but no .jpg/.jpeg "
-                "files; {}",
-                dir, dirs.size(), kLayout);
+                "files{}; {}",
+                dir, dirs.size(), note.empty() ? "" : " (" + note + ")", kLayout);
   }
   return f;
 }
@@ -172,20 +180,48 @@ ImageFolder scan_labelled(const std::string& dir, const std::vector<std::string>
 }  // namespace
 
 std::vector<std::string> list_image_classes(const std::string& dir) {
-  int64_t top_files = 0;
-  return read_class_dirs(dir, &top_files);
+  ImageFolder top;
+  return read_class_dirs(dir, &top);
 }
 
 ImageFolder scan_image_folder(const std::string& dir) {
-  int64_t top_files = 0;
-  std::vector<std::string> dirs = read_class_dirs(dir, &top_files);
-  return scan_labelled(dir, dirs, top_files, dirs);
+  ImageFolder top;
+  std::vector<std::string> dirs = read_class_dirs(dir, &top);
+  return scan_labelled(dir, dirs, top, dirs);
+}
+
+std::string ignored_files_note(const ImageFolder& f) {
+  if (f.ignored_files == 0) return "";
+  return fmt::format("{} file{} ignored, e.g. '{}'", f.ignored_files,
+                     f.ignored_files == 1 ? "" : "s", f.ignored_example);
+}
+
+void require_images_in_every_class(const ImageFolder& f) {
+  constexpr int64_t kNamedClasses = 10;  // ImageNet has 1000 classes: name a few, count the rest
+  std::vector<bool> has(f.classes.size(), false);
+  for (const FolderSample& s : f.samples) has[static_cast<size_t>(s.label)] = true;
+  std::string empty;
+  int64_t count = 0;
+  for (size_t i = 0; i < has.size(); ++i) {
+    if (has[i]) continue;
+    if (count < kNamedClasses) empty += (count ? ", '" : "'") + f.classes[i] + "'";
+    ++count;
+  }
+  if (count == 0) return;
+  if (count > kNamedClasses) empty += fmt::format(" and {} more", count - kNamedClasses);
+  const std::string note = ignored_files_note(f);
+  TRANQ_THROW(ValueError,
+              "image folder '{}': found no image for the class{} {} ({} of {} classes); only "
+              ".jpg and .jpeg files are read{}; every training class needs at least one image: "
+              "add images, convert them to JPEG, or remove the class directory",
+              f.root, count == 1 ? "" : "es", empty, count, f.classes.size(),
+              note.empty() ? "" : " (" + note + ")");
 }
 
 ImageFolder scan_image_folder(const std::string& dir, const std::vector<std::string>& classes,
                               const std::string& classes_from) {
-  int64_t top_files = 0;
-  const std::vector<std::string> dirs = read_class_dirs(dir, &top_files);
+  ImageFolder top;
+  const std::vector<std::string> dirs = read_class_dirs(dir, &top);
   std::vector<std::string> sorted = classes;
   std::sort(sorted.begin(), sorted.end());
   TRANQ_CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
@@ -200,7 +236,7 @@ ImageFolder scan_image_folder(const std::string& dir, const std::vector<std::str
                   (fs::path(classes_from) / name).string());
     }
   }
-  return scan_labelled(dir, dirs, top_files, classes);
+  return scan_labelled(dir, dirs, top, classes);
 }
 
 bool load_folder_sample(const std::string& path, const FolderTransform& t, Rng& rng, float* dst,

@@ -25,7 +25,8 @@ struct ImageFolder {
   std::string root;
   std::vector<std::string> classes;  // label i is classes[i]
   std::vector<FolderSample> samples;
-  int64_t ignored_files = 0;  // files that are not .jpg / .jpeg
+  int64_t ignored_files = 0;    // files that are not .jpg / .jpeg
+  std::string ignored_example;  // the bytewise first path of those files ("" when none)
 };
 
 // torchvision ImageFolder semantics, restricted to JPEG: classes are the names of the
@@ -34,9 +35,11 @@ struct ImageFolder {
 // recursively in each class directory whose extension is .jpg or .jpeg in any case, in
 // torchvision's order: class by class, within a class by containing directory, then by file
 // name (for a flat class directory: by path). Every other file, inside class directories or
-// directly in dir, is counted in ignored_files. A class directory without images keeps its label.
+// directly in dir, is counted in ignored_files. A class directory without images keeps its label
+// (a training split refuses it: require_images_in_every_class).
 // Throws IoError (naming dir and the expected layout DIR/<class>/*.jpg) if dir is missing or
-// unreadable, holds no class directory, or no image at all ("... holds no samples").
+// unreadable, holds no class directory, or no image at all ("... holds no samples", with the
+// ignored files' count and first name when there are some).
 ImageFolder scan_image_folder(const std::string& dir);
 // The same scan, labelled with a given class list instead of dir's own: the evaluation split is
 // labelled with the training split's classes, so that label i means the same class in both even
@@ -46,6 +49,14 @@ ImageFolder scan_image_folder(const std::string& dir);
 // training split's directory). Throws IoError as scan_image_folder(dir) does.
 ImageFolder scan_image_folder(const std::string& dir, const std::vector<std::string>& classes,
                               const std::string& classes_from);
+// For a training split: ValueError naming the root and every class directory that holds no
+// .jpg/.jpeg file (a class the model would be built for but never see), saying that only those
+// extensions are read and, when files were ignored, how many and the first of them. torchvision's
+// ImageFolder refuses such a class too ("Found no valid file for the classes ...").
+void require_images_in_every_class(const ImageFolder& f);
+// "N files ignored, e.g. 'PATH'" (ignored_files, ignored_example), or "" when none was.
+std::string ignored_files_note(const ImageFolder& f);
+
 // The class names of an image folder, in label order: the subdirectories of dir, sorted
 // bytewise (what scan_image_folder(dir) labels with). Throws IoError like scan_image_folder.
 std::vector<std::string> list_image_classes(const std::string& dir);

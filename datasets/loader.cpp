@@ -35,7 +35,8 @@ Loader::Loader(std::shared_ptr<const SampleSource> source, LoaderOptions opt)
   TRANQ_CHECK(source_ != nullptr, "Loader: no sample source");
   TRANQ_CHECK(opt_.batch_size > 0, "Loader: batch_size must be positive, got {}", opt_.batch_size);
   TRANQ_CHECK(opt_.workers >= 0, "Loader: workers must be >= 0, got {}", opt_.workers);
-  TRANQ_CHECK(opt_.prefetch >= 1, "Loader: prefetch must be >= 1, got {}", opt_.prefetch);
+  TRANQ_CHECK(opt_.prefetch >= 0, "Loader: prefetch must be >= 1 (0: the default), got {}",
+              opt_.prefetch);
   TRANQ_CHECK(opt_.augment.crop_padding >= 0, "Loader: crop padding must be >= 0, got {}",
               opt_.augment.crop_padding);
 }
@@ -46,7 +47,14 @@ Loader::~Loader() {
 
 int64_t Loader::batches_per_epoch() const {
   const int64_t n = source_->size(), b = opt_.batch_size;
-  return opt_.drop_last ? n / b : (n + b - 1) / b;
+  // n + b - 1 would overflow for a batch size near INT64_MAX.
+  return opt_.drop_last ? n / b : n / b + (n % b != 0);
+}
+
+int64_t Loader::prefetch_depth() const {
+  if (opt_.prefetch > 0) return opt_.prefetch;
+  return std::max<int64_t>(kMinDefaultPrefetch,
+                           static_cast<int64_t>(kDefaultPrefetchPerWorker) * opt_.workers);
 }
 
 std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
@@ -62,10 +70,12 @@ std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
 }
 
 Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t b) const {
-  const int64_t n = static_cast<int64_t>(order.size());
-  const int64_t begin = b * opt_.batch_size;
-  const int64_t count = std::min(opt_.batch_size, n - begin);
-  TRANQ_CHECK(b >= 0 && count > 0, "Loader: batch {} is outside the epoch of {} samples", b, n);
+  const int64_t n = static_cast<int64_t>(order.size()), bs = opt_.batch_size;
+  // Checked before b * bs, which a batch past the end could overflow.
+  TRANQ_CHECK(b >= 0 && b < n / bs + (n % bs != 0),
+              "Loader: batch {} is outside the epoch of {} samples", b, n);
+  const int64_t begin = b * bs;  // < n
+  const int64_t count = std::min(bs, n - begin);
   const Shape shape = source_->sample_shape();
   const int64_t sample = shape_numel(shape);
   Batch out;
@@ -132,6 +142,7 @@ void Loader::stop_workers() {
 }
 
 void Loader::worker_loop() {
+  const int64_t depth = prefetch_depth();
   for (;;) {
     int64_t b;
     {
@@ -140,7 +151,7 @@ void Loader::worker_loop() {
       b = next_claim_++;
       // Bounded look-ahead. The batch the consumer waits for always passes this test, so the
       // wait cannot deadlock.
-      space_cv_.wait(lock, [&] { return stop_ || b < next_deliver_ + opt_.prefetch; });
+      space_cv_.wait(lock, [&] { return stop_ || b - next_deliver_ < depth; });
       if (stop_) return;
     }
     try {

@@ -32,13 +32,20 @@ struct Batch {
   std::vector<std::string> skipped;
 };
 
+constexpr int kDefaultPrefetchPerWorker = 2;
+constexpr int kMinDefaultPrefetch = 4;
+
 struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = true;
   bool drop_last = false;  // when false the last, smaller batch is kept
   uint64_t seed = 0;
-  int workers = 2;         // background threads; 0 assembles each batch inside next()
-  int prefetch = 4;        // at most this many batches are assembled ahead of the consumer (>= 1)
+  int workers = 2;  // background threads; 0 assembles each batch inside next()
+  // At most this many batches are being assembled or wait for the consumer (>= 1), which
+  // bounds the memory held; 0: kDefaultPrefetchPerWorker per worker, at least
+  // kMinDefaultPrefetch (PyTorch's prefetch_factor 2 x num_workers), so that every worker has
+  // a batch to assemble while the consumer is busy.
+  int prefetch = 0;
   AugmentOptions augment;  // ImageSet constructor only
   Normalization norm;      // ImageSet constructor only; empty means pixel / 255
   // Allocate batch images and labels in page-locked host memory (fast copies to a GPU that need
@@ -61,6 +68,8 @@ class Loader {
   Loader& operator=(const Loader&) = delete;
 
   int64_t batches_per_epoch() const;
+  // The look-ahead bound in batches: opt.prefetch, or its default when 0 (see LoaderOptions).
+  int64_t prefetch_depth() const;
   const LoaderOptions& options() const { return opt_; }
   const SampleSource& source() const { return *source_; }
 

@@ -84,6 +84,9 @@ std::shared_ptr<SampleSource> open_dataset(const std::string& name, const std::s
   ImageFolder folder = class_dir == split_dir
                            ? scan_image_folder(split_dir)
                            : scan_image_folder(split_dir, list_image_classes(class_dir), class_dir);
+  // A class without images would still be a class of the model, never trained on. The test
+  // split may lack classes (it is labelled with the training split's list).
+  if (split == "train") require_images_in_every_class(folder);
   return std::make_shared<FolderSource>(std::move(folder), t);
 }
 

@@ -36,7 +36,9 @@ std::string folder_split_dir(const std::string& dir, const std::string& split);
 
 // Opens split "train" or "test" of a data set. Throws as load_dataset / scan_image_folder do.
 // Image folders: the test split is labelled with folder_classes(dir) and reports its size as
-// num_classes(); a test class directory that is not a class of DIR/train is a FormatError.
+// num_classes(); a test class directory that is not a class of DIR/train is a FormatError; a
+// class of the train split without a .jpg/.jpeg image is a ValueError naming it
+// (require_images_in_every_class), while the test split may lack classes.
 std::shared_ptr<SampleSource> open_dataset(const std::string& name, const std::string& dir,
                                            const std::string& split, const SourceOptions& opt);
 

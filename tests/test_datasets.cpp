@@ -200,6 +200,45 @@ TEST_F(Idx, WrongMagicIsFormatError) {
   expect_throw_with<FormatError>([&] { read_idx_labels(path("imgs")); }, {path("imgs"), "magic"});
 }
 
+// The other file of the pair is named as such; the hint never blames a .gz suffix, since gzip
+// is recognised by content.
+TEST_F(Idx, WrongMagicSaysWhichFileItIs) {
+  auto expect_message = [](auto fn, const std::vector<std::string>& has,
+                           const std::vector<std::string>& lacks) {
+    try {
+      fn();
+      ADD_FAILURE() << "no exception thrown";
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      for (const std::string& n : has)
+        EXPECT_NE(msg.find(n), std::string::npos) << "'" << msg << "' lacks '" << n << "'";
+      for (const std::string& n : lacks)
+        EXPECT_EQ(msg.find(n), std::string::npos) << "'" << msg << "' has '" << n << "'";
+    }
+  };
+  write_plain(path("labels_as_images"), idx_labels({1, 2}));
+  expect_message([&] { read_idx_images(path("labels_as_images")); },
+                 {path("labels_as_images"), "is an IDX label file",
+                  "the images file (magic 0x00000803) is expected here"},
+                 {"gzip", ".gz"});
+  // Compressed: the same answer, about the content.
+  write_gz(path("labels_as_images.gz"), idx_labels({1, 2}));
+  expect_message([&] { read_idx_images(path("labels_as_images.gz")); },
+                 {"is an IDX label file", "images file"}, {"gzip", "suffix"});
+  write_plain(path("images_as_labels"), idx_images(2, 3, 3));
+  expect_message([&] { read_idx_labels(path("images_as_labels")); },
+                 {path("images_as_labels"), "is an IDX image file",
+                  "the labels file (magic 0x00000801) is expected here"},
+                 {"gzip", ".gz"});
+  // Neither kind: the generic hint.
+  Bytes other = idx_labels({1, 2});
+  other[3] = 0x0d;
+  write_plain(path("other"), other);
+  expect_message([&] { read_idx_images(path("other")); },
+                 {"is not an IDX image file", "0x0000080d", "expected 0x00000803"},
+                 {"gzip", ".gz", "label file"});
+}
+
 TEST_F(Idx, LabelCountMismatchIsFormatError) {
   write_plain(path("train-images-idx3-ubyte"), idx_images(3, 28, 28));
   write_plain(path("train-labels-idx1-ubyte"), idx_labels({1, 2}));

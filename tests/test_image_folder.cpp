@@ -16,6 +16,7 @@
 #include "datasets/image_folder.h"
 #include "datasets/jpeg.h"
 #include "datasets/resize.h"
+#include "datasets/sources.h"
 #include "datasets/transforms.h"
 
 using namespace tranq;
@@ -138,6 +139,9 @@ TEST_F(ImageFolderTest, ScanOrdersClassesAndFilesAsTorchvision) {
     EXPECT_EQ(f.samples[i].label, want[i].second) << i;
   }
   EXPECT_EQ(f.ignored_files, 3);  // notes.txt, 1.png, readme.txt
+  EXPECT_EQ(f.ignored_example, path("root/a_class/notes.txt")) << "the bytewise first";
+  EXPECT_EQ(ignored_files_note(f),
+            "3 files ignored, e.g. '" + path("root/a_class/notes.txt") + "'");
 }
 
 TEST_F(ImageFolderTest, ScanErrorsNameTheDirectoryAndTheLayout) {
@@ -219,6 +223,78 @@ TEST_F(ImageFolderTest, ScanWithTheTrainingClassesRefusesAnUnknownClass) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find(path("val") + "' holds no samples"), std::string::npos)
         << e.what();
+  }
+}
+
+// A training class whose files are all of other types would train silently with no sample of
+// it: refused, naming it, the extensions read and an ignored file. The evaluation split may
+// lack a class.
+TEST_F(ImageFolderTest, TrainingClassWithoutJpegIsRefusedByName) {
+  const Bytes dummy = {1, 2, 3};
+  write("data/train/a/x.jpg", dummy);
+  write("data/train/b/only.png", dummy);
+  write("data/train/b/more.png", dummy);
+  write("data/train/c/x.jpeg", dummy);
+  fs::create_directories(dir_ / "data/train/d");  // no file at all
+  write("data/val/a/1.jpg", dummy);
+  write("data/val/c/2.jpg", dummy);
+  fs::create_directories(dir_ / "data/val/b");  // b has no evaluation image: allowed
+  // The scan itself keeps the classes (their labels) and counts what it ignored.
+  const ImageFolder f = scan_image_folder(path("data/train"));
+  ASSERT_EQ(f.classes, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(f.ignored_files, 2);
+  EXPECT_EQ(f.ignored_example, path("data/train/b/more.png"));
+  for (const char* name : {"folder", "imagenet"}) {
+    for (bool augment : {true, false}) {
+      SourceOptions o;
+      o.augment = augment;
+      try {
+        open_dataset(name, path("data"), "train", o);
+        ADD_FAILURE() << name << ": a training class without images was accepted";
+      } catch (const ValueError& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find(path("data/train")), std::string::npos) << msg;
+        EXPECT_NE(msg.find("classes 'b', 'd' (2 of 4 classes)"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("only .jpg and .jpeg files are read"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("2 files ignored, e.g. '" + path("data/train/b/more.png") + "'"),
+                  std::string::npos)
+            << msg;
+      }
+    }
+    const auto test = open_dataset(name, path("data"), "test", SourceOptions{});
+    EXPECT_EQ(test->size(), 2);
+    EXPECT_EQ(test->num_classes(), 4);
+  }
+  // With images in every class, training opens.
+  write("data/train/b/y.JPG", dummy);
+  write("data/train/d/z.jpg", dummy);
+  const auto train = open_dataset("folder", path("data"), "train", SourceOptions{});
+  EXPECT_EQ(train->size(), 4);
+  // Many empty classes: ten are named, the rest counted.
+  for (int i = 0; i < 12; ++i) fs::create_directories(dir_ / ("many/train/e" + std::to_string(i)));
+  write("many/train/full/x.jpg", dummy);
+  write("many/val/full/x.jpg", dummy);
+  try {
+    open_dataset("folder", path("many"), "train", SourceOptions{});
+    ADD_FAILURE() << "empty classes accepted";
+  } catch (const ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("'e0', 'e1', 'e10', 'e11', 'e2'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'e7' and 2 more (12 of 13 classes)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("ignored"), std::string::npos) << msg;
+  }
+}
+
+TEST_F(ImageFolderTest, FolderWithoutAnyJpegNamesAnIgnoredFile) {
+  write("root/a/x.png", {1});
+  try {
+    scan_image_folder(path("root"));
+    ADD_FAILURE() << "no error";
+  } catch (const IoError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("holds no samples"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("1 file ignored, e.g. '" + path("root/a/x.png") + "'"), std::string::npos)
+        << msg;
   }
 }
 

@@ -3,8 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "core/rng.h"
@@ -68,6 +74,57 @@ void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& 
         << "batch " << i << " pixels differ";
   }
 }
+
+// Sample i is the constant i. Counts the loads started and running at once; a load waits until
+// `gate` loads have run together (then the gate stays open) or release() is called, so a test
+// can see how many batches the loader assembles at once without relying on timing.
+class GateSource final : public SampleSource {
+ public:
+  GateSource(int64_t n, int gate) : n_(n), gate_(gate) {}
+  int64_t size() const override { return n_; }
+  int64_t num_classes() const override { return n_; }
+  Shape sample_shape() const override { return {1, 1, 1}; }
+  int32_t label(int64_t i) const override { return static_cast<int32_t>(i); }
+  bool load(int64_t i, Rng&, float* dst, std::string*) const override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++started_;
+    max_active_ = std::max(max_active_, ++active_);
+    if (active_ >= gate_) open_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+    --active_;
+    dst[0] = static_cast<float>(i);
+    return true;
+  }
+  // Waits until pred() holds (checked under the lock at every load), for at most 30 s
+  // (a hang would mean the test failed); returns pred().
+  bool wait_until(const std::function<bool(int started, int max_active)>& pred) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30),
+                        [&] { return pred(started_, max_active_); });
+  }
+  void release() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  int started() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return started_;
+  }
+  int max_active() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_active_;
+  }
+
+ private:
+  int64_t n_;
+  int gate_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable int started_ = 0, active_ = 0, max_active_ = 0;
+  mutable bool open_ = false;
+};
 
 }  // namespace
 
@@ -165,8 +222,8 @@ TEST(Loader, IdenticalForAnyWorkerCountAndPrefetch) {
   ImageSet set = make_set(45);
   Loader ref(set, opts(4, 0));
   const std::vector<Batch> r0 = epoch_batches(ref, 0), r1 = epoch_batches(ref, 1);
-  for (int workers : {1, 3}) {
-    for (int prefetch : {1, 4}) {
+  for (int workers : {1, 3, 8}) {
+    for (int prefetch : {0, 1, 4}) {
       LoaderOptions o = opts(4, workers);
       o.prefetch = prefetch;
       Loader l(set, o);
@@ -248,10 +305,84 @@ TEST(Loader, RejectsBadUse) {
   EXPECT_FALSE(l.next(b));
   EXPECT_THROW(Loader(set, opts(0, 1)), ValueError);
   LoaderOptions o = opts(4, 1);
-  o.prefetch = 0;
+  o.prefetch = -1;  // 0 is the default depth
   EXPECT_THROW(Loader(set, o), ValueError);
   o = opts(4, 1);
   o.norm = {{0.5f, 0.5f, 0.5f}, {1, 1, 1}};  // three channels' statistics for two channels
   EXPECT_THROW(Loader(set, o), ValueError);
   EXPECT_THROW(Loader(ImageSet{}, opts(4, 1)), ValueError);
+}
+
+// The default look-ahead grows with the worker count: 8 workers assemble 8 batches at once (a
+// fixed bound of 4 batches left half of them idle), and no more than 2 per worker are made
+// ahead of a consumer that takes none.
+TEST(Loader, DefaultLookAheadKeepsEveryWorkerBusyAndStaysBounded) {
+  LoaderOptions o;
+  o.batch_size = 1;
+  o.shuffle = false;
+  o.workers = 8;
+  {
+    Loader l(std::make_shared<GateSource>(40, 1), o);
+    EXPECT_EQ(l.prefetch_depth(), 16);
+  }
+  // Every load waits until 8 run at once: only a loader that lets all 8 workers build a
+  // batch gets past the gate.
+  auto gated = std::make_shared<GateSource>(40, 8);
+  {
+    Loader l(gated, o);
+    l.start_epoch(0);
+    const bool all_busy = gated->wait_until([](int, int max_active) { return max_active >= 8; });
+    EXPECT_TRUE(all_busy) << "at most " << gated->max_active()
+                          << " of 8 workers assembled a batch at once";
+    gated->release();
+    Batch b;
+    for (int64_t i = 0; i < 40; ++i) {
+      ASSERT_TRUE(l.next(b));
+      EXPECT_EQ(b.index, i);
+      EXPECT_EQ(b.labels.to_vector<int32_t>(), std::vector<int32_t>{static_cast<int32_t>(i)});
+      EXPECT_EQ(b.images.to_vector<float>(), std::vector<float>{static_cast<float>(i)});
+    }
+    EXPECT_FALSE(l.next(b));
+  }
+  // Bounded: with no batch taken, the workers stop after 2 x 8 batches.
+  auto free_running = std::make_shared<GateSource>(40, 1);
+  Loader l(free_running, o);
+  l.start_epoch(0);
+  EXPECT_TRUE(free_running->wait_until([](int started, int) { return started >= 16; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // give a 17th load a chance
+  EXPECT_EQ(free_running->started(), 16);
+  Batch b;
+  ASSERT_TRUE(l.next(b));  // one taken: room for one more
+  EXPECT_TRUE(free_running->wait_until([](int started, int) { return started >= 17; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(free_running->started(), 17);
+  // An explicit depth is kept, and few workers keep a depth of 4.
+  o.prefetch = 3;
+  EXPECT_EQ(Loader(free_running, o).prefetch_depth(), 3);
+  o.prefetch = 0;
+  for (int w : {0, 1, 2}) {
+    o.workers = w;
+    EXPECT_EQ(Loader(free_running, o).prefetch_depth(), 4) << w << " workers";
+  }
+  o.workers = 3;
+  EXPECT_EQ(Loader(free_running, o).prefetch_depth(), 6);
+}
+
+// batches_per_epoch must not compute n + batch_size - 1, which overflows near INT64_MAX.
+TEST(Loader, HugeBatchSizeGivesOneBatch) {
+  ImageSet set = make_set(10);
+  for (int64_t bs : {int64_t{1} << 62, INT64_MAX - 1, INT64_MAX}) {
+    SCOPED_TRACE(bs);
+    LoaderOptions o = opts(bs, 1);
+    Loader l(set, o);
+    EXPECT_EQ(l.batches_per_epoch(), 1);
+    const std::vector<Batch> batches = epoch_batches(l, 0);
+    ASSERT_EQ(batches.size(), 1u);
+    EXPECT_EQ(batches[0].labels.numel(), 10);
+    EXPECT_THROW(l.make_batch(0, l.epoch_order(0), 2), ValueError);  // b * bs would overflow
+    o.drop_last = true;
+    EXPECT_EQ(Loader(set, o).batches_per_epoch(), 0);
+  }
+  EXPECT_EQ(Loader(set, opts(3, 1)).batches_per_epoch(), 4);
+  EXPECT_EQ(Loader(set, opts(5, 1)).batches_per_epoch(), 2);
 }
