@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/autograd.h"
@@ -15,6 +16,17 @@
 #include "layers/functional.h"
 
 namespace tranq::test {
+
+// Expects f() to throw ValueError whose message contains `needle`.
+template <class F>
+void expect_value_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no ValueError; expected one mentioning '" << needle << "'";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
 
 struct GradCheckOptions {
   double step = 1e-6;

@@ -13,6 +13,7 @@
 #include "layers/functional.h"
 
 using namespace tranq;
+using test::expect_value_error;
 
 namespace {
 
@@ -21,15 +22,6 @@ Tensor leaf(std::vector<double> v) {
   Tensor t = Tensor::from_vector<double>(v, {n});
   t.set_requires_grad(true);
   return t;
-}
-
-void expect_value_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no ValueError; expected one saying '" << needle << "'";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
 }
 
 }  // namespace

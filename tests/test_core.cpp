@@ -234,17 +234,7 @@ TEST(AutogradAliasing, CallersRootGradientIsLeftUnchanged) {
 
 // ---- shape and conversion checks ----
 
-namespace {
-template <class F>
-void expect_value_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no ValueError; expected one mentioning " << needle;
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-}  // namespace
+using test::expect_value_error;
 
 TEST(Tensor, FlattenChecksStartDim) {
   Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5}, {2, 3});

@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "core/autograd.h"
 #include "fake_device.h"
+#include "gradcheck.h"
 #include "kernels/cuda_runtime.h"
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
@@ -21,6 +22,7 @@
 #include "module_test_util.h"
 
 using namespace tranq;
+using test::expect_value_error;
 using test::names_of;
 using test::values;
 
@@ -34,17 +36,6 @@ class Probe : public Module {
   using Module::register_parameter;
   Tensor forward(const Tensor& x) override { return x; }
 };
-
-// Expects ValueError whose message contains `part`.
-template <class F>
-void expect_value_error(F&& f, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "expected ValueError mentioning '" << part << "'";
-  } catch (const ValueError& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 }  // namespace
 
