@@ -283,6 +283,9 @@ int main(int argc, char** argv) {
         CLI::App* t = app.get_subcommand("train");
         train_cfg.threads_given = t->get_option("--threads")->count() > 0;
         train_cfg.device_given = t->get_option("--device")->count() > 0;
+        for (const CLI::Option* o : t->get_options())
+          if (o->count() > 0 && !o->get_lnames().empty())
+            train_cfg.given_keys.push_back(tranq::app::config_key_of_flag(o->get_lnames()[0]));
       }
       double acc = tranq::app::run_train(train_cfg, resume);
       fmt::print("test_acc={:.2f}\n", 100 * acc);

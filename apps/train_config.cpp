@@ -1,5 +1,8 @@
 #include "apps/train_config.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -86,6 +89,35 @@ nlohmann::json to_json(const TrainConfig& c) {
   j["weight_scale"] = c.weight_scale;
   j["act_sign"] = c.act_sign;
   return j;
+}
+
+std::string config_key_of_flag(const std::string& flag) {
+  if (flag == "data") return "data_dir";
+  if (flag == "wbits") return "weight_bits";
+  if (flag == "abits") return "act_bits";
+  std::string key = flag;
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+std::vector<std::string> ignored_on_resume(const TrainConfig& given, const TrainConfig& run) {
+  // Settings that each invocation chooses (run_train takes them from the command line).
+  static const char* const kPerInvocation[] = {"threads", "device",   "max_steps",
+                                               "out",     "data_dir", "resume"};
+  const nlohmann::json g = to_json(given), r = to_json(run);
+  std::vector<std::string> out;
+  for (const std::string& key : given.given_keys) {
+    if (std::find(std::begin(kPerInvocation), std::end(kPerInvocation), key) !=
+        std::end(kPerInvocation))
+      continue;
+    if (!g.contains(key) || !r.contains(key) || g.at(key) == r.at(key)) continue;
+    std::string flag = key;
+    if (key == "weight_bits") flag = "wbits";
+    if (key == "act_bits") flag = "abits";
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    out.push_back(fmt::format("--{} {} (the run's: {})", flag, g.at(key).dump(), r.at(key).dump()));
+  }
+  return out;
 }
 
 TrainConfig config_from_json(const nlohmann::json& j) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace tranq::app {
 
@@ -36,6 +37,9 @@ struct TrainConfig {
   // Not saved: false where the command line left threads/device out, so that --resume keeps
   // the run's own (a CPU run is bit-exact only with its thread count).
   bool threads_given = true, device_given = true;
+  // Not saved: the config keys (to_json's names) of the flags the command line gave, so that
+  // --resume can say which of them it ignores in favour of the run's own settings.
+  std::vector<std::string> given_keys;
   int workers = 1;
   std::string out;
   int64_t checkpoint_every = 0;  // 0: only at epoch ends
@@ -85,5 +89,12 @@ void validate_loading_flags(int64_t batch_size, int64_t image_size, int threads,
 
 nlohmann::json to_json(const TrainConfig& c);
 TrainConfig config_from_json(const nlohmann::json& j);  // FormatError on missing/mistyped keys
+
+// The to_json key a train flag sets ("wbits" -> "weight_bits", "lr-schedule" -> "lr_schedule").
+std::string config_key_of_flag(const std::string& flag);
+// What --resume ignores: the flags given (given.given_keys) whose values differ from the run's
+// saved settings, other than the per-invocation ones (--threads, --device, --max-steps, --out,
+// --data), as "--epochs 5 (the run's: 2)".
+std::vector<std::string> ignored_on_resume(const TrainConfig& given, const TrainConfig& run);
 
 }  // namespace tranq::app

@@ -1,5 +1,7 @@
 #include "apps/trainer.h"
 
+#include <fmt/ranges.h>
+
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -114,6 +116,14 @@ double run_train(TrainConfig cfg, bool resume) {
     // Per-invocation settings stay as given; everything else comes from the run.
     const TrainConfig given = cfg;
     cfg = config_from_json(nlohmann::json::parse(read_file(config_path(cfg.out)), nullptr, false));
+    const std::vector<std::string> ignored = ignored_on_resume(given, cfg);
+    if (!ignored.empty()) {
+      fmt::print(stderr,
+                 "tranq: note: --resume continues the run in {} with its own settings; ignored: "
+                 "{}. To change them, start a new run in another --out (--init-from its "
+                 "weights)\n",
+                 given.out, fmt::join(ignored, ", "));
+    }
     // A resumed run is bit-exact only with the thread count it ran with: keep the saved one
     // unless the user chose another (and the device likewise).
     if (given.threads_given) cfg.threads = given.threads;

@@ -243,3 +243,21 @@ TEST_F(CliData, TrainingClassWithoutJpegIsRefusedAndIgnoredFilesAreNoted) {
       std::string::npos)
       << r.out;
 }
+
+TEST_F(CliData, ResumeNamesTheFlagsItIgnores) {
+  const fs::path run = root_ / "run";
+  ASSERT_EQ(run_cli(train_args(data_, run, "--max-steps 2")).code, 0);
+  // The same flags again: nothing to say. Other epochs and lr: kept from the run, and named.
+  auto same = run_cli(train_args(data_, run, "--max-steps 3 --resume"));
+  ASSERT_EQ(same.code, 0) << same.out;
+  EXPECT_EQ(same.out.find("ignored"), std::string::npos) << same.out;
+  auto other = run_cli(train_args(data_, run, "--max-steps 4 --resume --epochs 5 --wbits 2"));
+  ASSERT_EQ(other.code, 0) << other.out;
+  EXPECT_NE(other.out.find("ignored: --epochs 5 (the run's: 2), --wbits 2 (the run's: 0)"),
+            std::string::npos)
+      << other.out;
+  // --max-steps, --threads, --data, --out are per invocation: never named.
+  EXPECT_EQ(other.out.find("--max-steps 4"), std::string::npos) << other.out;
+  const std::string config = read_bytes(run / "config.json");
+  EXPECT_NE(config.find("\"epochs\": 2,"), std::string::npos) << config;
+}
