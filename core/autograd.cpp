@@ -204,6 +204,8 @@ void run_backward(const Tensor& root, const Tensor& grad_in) {
     }
     node->backward = nullptr;  // free saved tensors now
     node->inputs.clear();
+    node->saved.clear();
+    node->saved_versions.clear();
   }
 }
 

@@ -20,7 +20,10 @@
 //    the forward did not see. Inputs an op does not keep (add's, reshape's) may change freely.
 //  - A tensor with autograd history (a grad_fn) cannot be written in place while grad mode is
 //    on (ValueError): its node would still differentiate the values it no longer holds.
-//    Write to a clone(), detach() it, or write under a NoGradGuard.
+//    Write to a clone(), detach() it, or write under a NoGradGuard. Views made by
+//    Tensor::view/narrow/transpose carry no history, so a write through one is not refused
+//    (only counted, which catches it where an op saved that memory): unlike PyTorch, which
+//    tracks views of tensors with history.
 //  - Closures must not capture their own output tensor (that would be a reference cycle);
 //    capture output.detach() instead.
 #include <functional>

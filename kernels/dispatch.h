@@ -48,10 +48,10 @@ inline void check_same_device(const char* op, const Tensor& ref,
 // Elementwise ops may write their output over an input (in place), but only over the very same
 // view: an output that overlaps an input in part would overwrite elements before they are read,
 // in an order that differs between the CPU loop and the CUDA grid. PyTorch refuses the same.
-// ValueError naming the op and what to do; undefined or empty tensors never overlap. A write
-// over an input counts as an in-place write for autograd: refused on a tensor with autograd
-// history (check_in_place_write), and counted in the output's version, so a graph that saved
-// the old values cannot run backward with the new ones.
+// ValueError naming the op and what to do; undefined or empty tensors never overlap. Every
+// write counts as an in-place write for autograd (as torch's out= does): refused on a tensor
+// with autograd history (check_in_place_write), and counted in the output's version, so a graph
+// that saved the old values cannot run backward with the new ones.
 void admit_output(const char* op, const Tensor& out, std::initializer_list<const Tensor*> inputs);
 
 // Runs f(T{}) with T = float or double for the tensor's dtype; other dtypes throw.

@@ -3,10 +3,11 @@
 // overlapping copies read the source as it was.
 #include <gtest/gtest.h>
 
-#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/autograd.h"
 #include "gradcheck.h"
 #include "kernels/elementwise.h"
@@ -34,11 +35,11 @@ TEST(AutogradInPlace, AKernelWritingOverASavedInputMakesBackwardThrow) {
   kernels::scale(b, 0.0, b);  // over its own input: counted like fill_
   EXPECT_EQ(b.version(), before + 1);
   expect_value_error([&] { loss.backward(); }, "'mul'");
-  // A kernel writing to a fresh output does not count.
+  // Every kernel write counts, a fresh output's too (nothing saved it, so nothing changes).
   Tensor out = Tensor::empty({3}, DType::f64);
   const uint64_t fresh = out.version();
   kernels::scale(b, 2.0, out);
-  EXPECT_EQ(out.version(), fresh);
+  EXPECT_EQ(out.version(), fresh + 1);
 }
 
 TEST(AutogradInPlace, InputsAnOpDoesNotSaveMayChange) {
@@ -99,4 +100,38 @@ TEST(TensorCopy, OverlappingSourceAndDestinationReadTheSourceAsItWas) {
   EXPECT_TRUE(memory_overlaps(m, m.transpose(0, 1)));
   EXPECT_FALSE(memory_overlaps(t.narrow(0, 0, 3), t.narrow(0, 3, 3)));
   EXPECT_FALSE(memory_overlaps(t, Tensor::zeros({6}, DType::f64)));
+}
+
+TEST(AutogradInPlace, ChangedLabelsMakeCrossEntropysBackwardThrow) {
+  Tensor logits = test::random_tensor({2, 3}, 9, -1, 1, DType::f64);
+  logits.set_requires_grad(true);
+  Tensor labels = Tensor::from_vector<int64_t>({0, 1}, {2});
+  Tensor loss = ops::cross_entropy(logits, labels);
+  labels.fill_(2.0);
+  expect_value_error([&] { loss.backward(); }, "'cross_entropy'");
+}
+
+TEST(AutogradInPlace, AKernelWritingIntoAnExistingOutputIsCounted) {
+  // As torch's out=: a tensor a graph saved, overwritten by a kernel that does not read it.
+  Tensor x = leaf({1, 2});
+  Tensor a = Tensor::from_vector<double>({3, 4}, {2});
+  Tensor loss = ops::sum(ops::mul(x, a));
+  kernels::scale(Tensor::from_vector<double>({5, 6}, {2}), 1.0, a);
+  expect_value_error([&] { loss.backward(); }, "'mul'");
+  // And refused outright on a tensor with history.
+  Tensor y = ops::mul(x, x);
+  expect_value_error([&] { kernels::scale(Tensor::zeros({2}, DType::f64), 1.0, y); }, "scale");
+}
+
+TEST(AutogradInPlace, BackwardReleasesWhatTheGraphSaved) {
+  // relu saves its input; once backward has run, only the caller's handles keep memory alive.
+  Tensor x = leaf({1, -2, 3});
+  Tensor a = ops::scale(x, 2.0);
+  const std::weak_ptr<Buffer> a_memory = a.storage();
+  Tensor b = ops::relu(a);
+  a = Tensor();
+  EXPECT_FALSE(a_memory.expired()) << "the graph holds relu's saved input";
+  ops::sum(b).backward();
+  EXPECT_TRUE(a_memory.expired()) << "backward freed it, though b is still held";
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 0, 2}));
 }

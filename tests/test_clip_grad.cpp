@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/elementwise.h"
@@ -105,4 +106,16 @@ TEST(ScaleGrads, ReplacesEachDefinedGradientWithAScaledCopy) {
   EXPECT_EQ(old.to_vector<double>(), (std::vector<double>{1, -2})) << "not written in place";
   EXPECT_FALSE(none.grad().defined());
   EXPECT_THROW(optim::scale_grads({a}, std::nan("")), ValueError);
+}
+
+TEST(ClipGradNorm, ANanGradientGivesNanGradientsNotAnError) {
+  // As torch: the norm is NaN, every gradient is multiplied by NaN; the trainer's divergence
+  // check then reports it.
+  Tensor a = param_with_grad({1, std::nan(""), 2}), b = param_with_grad({3});
+  EXPECT_TRUE(std::isnan(optim::clip_grad_norm({a, b}, 1.0)));
+  EXPECT_TRUE(std::isnan(b.grad().to_vector<double>()[0]));
+  // An infinite gradient: the factor is 0, as in torch.
+  Tensor c = param_with_grad({std::numeric_limits<double>::infinity(), 1});
+  EXPECT_EQ(optim::clip_grad_norm({c}, 1.0), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(c.grad().to_vector<double>()[1], 0.0);
 }

@@ -287,11 +287,7 @@ TransitionCounts transition_launch(const char* op, const Tensor& w, const Tensor
                                    const Tensor& prev_codes, double near_fraction, bool init) {
   check_transition_args(op, w, scale, r, codes, prev_codes, near_fraction);
   TRANQ_CHECK(!(init && y.defined()), "{}: the first count writes no values", op);
-  if (y.defined()) {
-    check_same_shape(w, y, op);
-    TRANQ_CHECK(y.dtype() == w.dtype() && y.is_contiguous(), "{}: y must be contiguous {}, got {}",
-                op, dtype_name(w.dtype()), tensor_str(y));
-  }
+  if (y.defined()) check_fused_values(op, w, y);  // as the CPU: shape, dtype, overlap, version
   check_on_device(op, w.device(),
                   {{"scale", &scale}, {"y", &y}, {"codes", &codes}, {"prev_codes", &prev_codes}});
   const int index = w.device().index;

@@ -24,7 +24,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, double label_sm
   Tensor probs = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   kernels::cross_entropy_forward(logits.contiguous(), lc, label_smoothing, loss, probs);
   // Labels are constants: they are captured, not recorded as inputs, and get no gradient.
-  return record(loss, "cross_entropy", {logits}, {}, [probs, lc, label_smoothing](const Tensor& g) {
+  return record(loss, "cross_entropy", {logits}, {lc}, [probs, lc, label_smoothing](const Tensor& g) {
     Tensor dlogits = Tensor::empty_like(probs);
     kernels::cross_entropy_backward(probs, lc, label_smoothing, g, dlogits);
     return std::vector<Tensor>{dlogits};
