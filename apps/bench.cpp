@@ -59,13 +59,19 @@ std::string run_bench(const BenchConfig& cfg) {
   TRANQ_CHECK(cfg.batch_size >= 1 && cfg.iters >= 1, "--batch-size and --iters must be positive");
   TRANQ_CHECK(cfg.warmup >= 0, "--warmup must be >= 0, got {}", cfg.warmup);
   set_num_threads(cfg.threads);
-  const Tf32Scope tf32(cfg.tf32);
   const Device device = select_device(cfg.device);
+  // Refused rather than reported: the CPU's f32 products are always exact, so a CPU row marked
+  // TF32 would claim a setting that had no effect.
+  TRANQ_CHECK(!cfg.tf32 || device.is_cuda(),
+              "--tf32 applies to CUDA only (TF32 tensor cores; f32 products on {} are always "
+              "exact): drop --tf32 or give --device cuda",
+              device.str());
+  const Tf32Scope tf32(cfg.tf32);
   const Shape chw = parse_input(cfg.input);
   TrainConfig tc;
   tc.model = cfg.model;
   tc.optimizer = cfg.optimizer;
-  tc.lr = 0.01;
+  tc.lr = kBenchLr;
   tc.weight_bits = cfg.weight_bits;
   tc.act_bits = cfg.act_bits;
   tc.precision = cfg.precision;
@@ -143,8 +149,14 @@ std::string run_bench(const BenchConfig& cfg) {
       {"loss_last", loss_last},
       {"peak_rss_mb", std::round(ru.ru_maxrss / 1024.0 * 10) / 10}};
   if (device.is_cuda()) {
-    const double peak = static_cast<double>(cuda::memory_stats(device.index).peak_in_use_bytes);
-    j["peak_device_mb"] = std::round(peak / (1024.0 * 1024.0) * 10) / 10;
+    const cuda::MemoryStats mem = cuda::memory_stats(device.index);
+    auto mib = [](size_t bytes) {
+      return std::round(static_cast<double>(bytes) / (1024.0 * 1024.0) * 10) / 10;
+    };
+    // The bytes tensors asked for, as PyTorch's max_memory_allocated; and what the allocator
+    // held from the driver (bins and cache), as its max_memory_reserved.
+    j["peak_device_mb"] = mib(mem.peak_requested_bytes);
+    j["peak_device_reserved_mb"] = mib(mem.peak_reserved_bytes);
     // 0 when a step only queues work (the loss read that ends each timed step not counted).
     j["host_waits_per_step"] = static_cast<double>(waits) / static_cast<double>(cfg.iters);
   }

@@ -1,7 +1,19 @@
 #!/usr/bin/env python3
 """PyTorch peer for `tranq bench`: times full training steps (forward, backward, SGD) of the
 CIFAR ResNet-20 (or torchvision's resnet18) on random data and prints one JSON line in tranq
-bench's format.
+bench's format: the same optimizer settings (SGD, lr 0.01 as apps/bench.h's kBenchLr, Nesterov
+momentum 0.9, weight decay 5e-4), median step_ms after the warm-up, loss_first/loss_last, and
+on CUDA peak_device_mb (torch.cuda.max_memory_allocated: the bytes tensors asked for, rounded to
+512 B; tranq's counts them unrounded) and peak_device_reserved_mb (max_memory_reserved: what the
+caching allocator held from the driver, as tranq's).
+
+--precision bf16 is NOT the step of `tranq bench --precision bf16`: under torch.autocast(bfloat16)
+conv outputs are bf16, and so are BatchNorm, ReLU, the residual add and the activations saved
+for backward (batch_norm is on neither autocast list, so it runs in its input's bf16), whereas
+tranq keeps all of these in f32 and rounds only the operands of the conv/linear products to bf16
+(kernels/precision.h). PyTorch then moves about half the activation bytes, so its bf16 step_ms
+and peak_device_mb are lower for a reason other than the implementation; compare bf16 rows as
+two different recipes, and fp32 rows (or --tf32 on against tranq's --tf32) as the same step.
 
   /usr/bin/python3 benchmarks/torch_resnet20_step.py --batch-size 128 --threads 2 --iters 20
   python3 benchmarks/torch_resnet20_step.py --device cuda --model resnet18 --input 3x224x224 --batch-size 256
@@ -11,6 +23,8 @@ import argparse, json, resource, statistics, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+BENCH_LR = 0.01  # tranq bench's (apps/bench.h, kBenchLr)
 
 
 class BasicBlock(nn.Module):
@@ -72,7 +86,9 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: torch.autocast(bfloat16) around forward and loss, fp32 weights")
+                   help="bf16: torch.autocast(bfloat16) around forward and loss, fp32 weights; "
+                        "activations, BatchNorm and ReLU then run in bf16 too, unlike tranq's "
+                        "bf16 (products' operands only): not the same step")
     p.add_argument("--tf32", default="off", choices=["off", "on"],
                    help="TF32 tensor cores for fp32 convolutions and matmuls (PyTorch's own default "
                         "is on for convolutions, off for matmuls); off matches tranq's default, "
@@ -89,11 +105,13 @@ def main():
         import torchvision  # only here: resnet20 runs without torchvision
         model = torchvision.models.resnet18(num_classes=a.classes)
     model = model.to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=BENCH_LR, momentum=0.9, nesterov=True,
+                          weight_decay=5e-4)
     x = torch.randn(a.batch_size, c, h, w, device=dev)
     y = torch.randint(0, a.classes, (a.batch_size,), device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times = []
+    loss_first = loss_last = None
     for i in range(a.warmup + a.iters):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -105,14 +123,22 @@ def main():
         dt = time.perf_counter() - t0
         if i >= a.warmup:
             times.append(dt)
+        # Outside the timing, as tranq bench reads its loss.
+        loss_last = loss.item()
+        if i == 0:
+            loss_first = loss_last
     step = statistics.median(times)
     out = {"framework": "pytorch " + torch.__version__, "model": a.model, "device": a.device,
            "input": a.input, "batch_size": a.batch_size, "threads": a.threads,
            "precision": a.precision, "tf32": a.tf32 == "on",
-           "step_ms": round(step * 1e3, 2), "images_per_s": round(a.batch_size / step, 1),
+           "iters": a.iters, "step_ms": round(step * 1e3, 2),
+           "step_ms_min": round(min(times) * 1e3, 2),
+           "images_per_s": round(a.batch_size / step, 1),
+           "loss_first": loss_first, "loss_last": loss_last,
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if dev.type == "cuda":
         out["peak_device_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+        out["peak_device_reserved_mb"] = round(torch.cuda.max_memory_reserved(dev) / 2**20, 1)
     print(json.dumps(out))
 
 

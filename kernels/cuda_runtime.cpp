@@ -1,7 +1,9 @@
-// The parts of kernels/cuda_runtime.h every build has (the size bins), and the fallback used
-// when the CUDA backend is not compiled in (kernels/cuda/runtime.cu implements the rest).
+// The parts of kernels/cuda_runtime.h every build has (the size bins, the statistics'
+// bookkeeping), and the fallback used when the CUDA backend is not compiled in
+// (kernels/cuda/runtime.cu implements the rest).
 #include "kernels/cuda_runtime.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/error.h"
@@ -19,6 +21,19 @@ size_t device_block_size(size_t bytes) {
   const size_t step = p / 4;
   if (bytes > SIZE_MAX - step) return bytes;  // no bin that large; cudaMalloc will refuse it
   return (bytes + step - 1) / step * step;
+}
+
+void count_allocation(MemoryStats& s, size_t requested, size_t block) {
+  s.in_use_bytes += block;
+  s.requested_bytes += requested;
+  s.peak_in_use_bytes = std::max(s.peak_in_use_bytes, s.in_use_bytes);
+  s.peak_requested_bytes = std::max(s.peak_requested_bytes, s.requested_bytes);
+  s.peak_reserved_bytes = std::max(s.peak_reserved_bytes, s.in_use_bytes + s.cached_bytes);
+}
+
+void count_release(MemoryStats& s, size_t requested, size_t block) {
+  s.in_use_bytes -= block;
+  s.requested_bytes -= requested;
 }
 
 }  // namespace tranq::cuda

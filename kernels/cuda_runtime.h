@@ -34,7 +34,24 @@ struct MemoryStats {
   size_t peak_in_use_bytes = 0;  // the most in_use_bytes has been
   size_t hits = 0;               // allocations served from the cache
   size_t misses = 0;             // allocations that called cudaMalloc
+  // The bytes asked for by the blocks handed out and not yet freed, before rounding to a bin,
+  // and the most that has been: what tensors need, comparable with PyTorch's
+  // memory_allocated / max_memory_allocated (which round to 512 B only), whereas the in-use
+  // figures above count bins (up to 25% more above 1 MiB).
+  size_t requested_bytes = 0;
+  size_t peak_requested_bytes = 0;
+  // The most in_use_bytes + cached_bytes has been: device memory held from the driver, as
+  // PyTorch's max_memory_reserved.
+  size_t peak_reserved_bytes = 0;
 };
+
+// The bookkeeping of one allocation handed out (`requested` bytes asked for, in a block of
+// `block` bytes; cached_bytes already less the block if it came from the cache), which raises
+// the three peaks, and of its release (before the block goes to the cache or the driver):
+// in_use_bytes and requested_bytes. What the device allocator does with its MemoryStats; pure
+// arithmetic, available in every build.
+void count_allocation(MemoryStats& s, size_t requested, size_t block);
+void count_release(MemoryStats& s, size_t requested, size_t block);
 
 // The size bin of a device allocation: up to 1 MiB, a multiple of 512 B; above, the next of
 // four steps per power of two (2^k, 1.25, 1.5, 1.75 * 2^k), so at most 25% is unused.

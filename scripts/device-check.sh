@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The CUDA backend's check on a GPU machine: configures build-device with the CUDA backend,
-# builds every test that the ctest pattern below selects (tests/test_cuda_*.cpp and any other
-# file with such a test, e.g. test_qat_fused) and every CUDA benchmark (benchmarks/
-# bench_cuda_*.cpp), runs `ctest -R '[Cc]uda|QatFused'` (test names are the gtest
-# suite names: CudaQuantize, CudaOptim, CudaMemory, CudaRuntime, ... and QatFused) after one
-# test binary run alone, the benchmarks, compute-sanitizer's memcheck on the handwritten
-# kernels' tests (a minute at most), then tranq and PyTorch training steps, and writes
-# ${OUT:-device-out}/summary.txt plus logs.tar.gz (the full logs, benchmark JSON and ctest's
-# JUnit file; re-made after each phase). Nothing else goes into $OUT. RESULT: PASS needs every
-# step to have run and exited 0: ctest without GPU skips, the benchmarks, memcheck (unless the
-# machine cannot run it) and every tranq training step; the PyTorch steps are only reported.
+# builds every test file with a test that DEVICE_TESTS_RE below selects (tests/test_cuda_*.cpp
+# and any other file with such a test: test_qat_fused, test_module, test_qat_calibration, ...)
+# and every CUDA benchmark (benchmarks/bench_cuda_*.cpp), runs `ctest -R "$DEVICE_TESTS_RE"`
+# (ctest names are the gtest Suite.Name: CudaQuantize.*, CudaOptim.*, ..., QatFused.* and the
+# CPU-suite tests that use the real GPU when there is one, ModuleTo.* and
+# Calibration.SignedFlagCache*) after one test binary run alone, the benchmarks,
+# compute-sanitizer's memcheck on the handwritten kernels' tests (a minute at most), then tranq
+# and PyTorch training steps, and writes ${OUT:-device-out}/summary.txt plus logs.tar.gz (the
+# full logs, benchmark JSON and ctest's JUnit file; re-made after each phase). Nothing else goes
+# into $OUT. RESULT: PASS needs every step to have run and exited 0: ctest without GPU skips,
+# the benchmarks, memcheck (unless the machine cannot run it) and every tranq training step,
+# each of which must also end in tranq bench's JSON line (parsed with python3; a
+# host_waits_per_step other than 0 is a warning line, not a failure); the PyTorch steps are
+# only reported.
 # Meant to finish within 8 minutes on an H200 (16 cores): every step has a time limit, and a
 # step is skipped ("out of time" in the summary) once the deadline is near.
 #
@@ -233,17 +237,36 @@ if ((configure_rc == 0)); then
   fi
 fi
 
-# Every test file with a test that ctest -R '[Cc]uda|QatFused' selects (one target each), so
-# that ctest runs all of them and finds no unbuilt *_NOT_BUILT placeholders: CUDA tests belong
-# in tests/test_cuda_*.cpp; other files are picked by their TEST lines (today test_qat_fused,
-# QatFused.*, and test_cli, Cli.DeviceCudaWithoutGpu..., which skips on a GPU machine). Plus
-# every CUDA benchmark and the CLI.
+# The tests that run on the device: ctest -R "$DEVICE_TESTS_RE" (ctest names: Suite.Name) and
+# the TEST lines of the target selection below (TEST(Suite, Name)) use the same pattern, so a
+# name it matches is both built and run. CUDA tests belong in tests/test_cuda_*.cpp (suites
+# Cuda*); a test elsewhere that uses the real GPU when there is one (use_fake_cuda_unless_real()
+# without skipping, TRANQ_REQUIRE_CUDA()) needs its suite or name here: today QatFused.*,
+# ModuleTo.GradientsMoveWithTheirParameters and
+# Calibration.SignedFlagCacheFollowsWritesAcrossDeviceMoves.
+DEVICE_TESTS_RE='[Cc]uda|QatFused|ModuleTo|SignedFlagCache'
+# Every test file with a test that DEVICE_TESTS_RE selects (one target each), so that ctest runs
+# all of them and finds no unbuilt *_NOT_BUILT placeholders: tests/test_cuda_*.cpp, and other
+# files by their TEST lines (today test_qat_fused, test_module, test_qat_calibration and
+# test_cli, Cli.DeviceCudaWithoutGpu..., which skips on a GPU machine). Plus every CUDA
+# benchmark and the CLI. A file that reaches the real GPU but has no test the pattern selects is
+# named in the summary (a warning): its device test would be neither built nor run.
 TARGETS=(tranq_cli)
+unselected_gpu=()
 for f in tests/test_*.cpp; do
+  # Lines that reach the real GPU when there is one (a skip there does the opposite). Kept in a
+  # variable, not tested with grep -q at the pipe's end, whose early exit pipefail would count.
+  gpu_lines=$(grep -E 'use_fake_cuda_unless_real\(\)|TRANQ_REQUIRE_CUDA[A-Z_]*\(\)' "$f" |
+                grep -v 'GTEST_SKIP')
   if [[ "$f" == tests/test_cuda_* ]] ||
-     grep -qE '^(TEST|TEST_F|TEST_P|INSTANTIATE_TEST_SUITE_P)\([^)]*([Cc]uda|QatFused)' "$f"; then
+     grep -qE "^(TEST|TEST_F|TEST_P|INSTANTIATE_TEST_SUITE_P)\\([^)]*($DEVICE_TESTS_RE)" "$f"; then
     TARGETS+=("$(basename "$f" .cpp)")
+  elif [[ -n "$gpu_lines" ]]; then
+    unselected_gpu+=("$f")
   fi
+done
+for f in ${unselected_gpu[@]+"${unselected_gpu[@]}"}; do
+  say "warning: $f uses the real GPU when present (use_fake_cuda_unless_real() or TRANQ_REQUIRE_CUDA()) but none of its tests match DEVICE_TESTS_RE='$DEVICE_TESTS_RE': not built or run here"
 done
 for f in benchmarks/bench_cuda_*.cpp; do
   [[ -f "$f" ]] && TARGETS+=("$(basename "$f" .cpp)")
@@ -277,8 +300,8 @@ if ((build_rc == 0)); then
       tee -a "$SUMMARY"
     ((rc != 0)) && tests_why+=("the smoke test exited $rc")
   fi
-  say "== ctest -R '[Cc]uda|QatFused'"
-  if step ctest 200 ctest.log "${TEST_ENV[@]}" ctest --test-dir "$BUILD" -R '[Cc]uda|QatFused' \
+  say "== ctest -R '$DEVICE_TESTS_RE'"
+  if step ctest 200 ctest.log "${TEST_ENV[@]}" ctest --test-dir "$BUILD" -R "$DEVICE_TESTS_RE" \
        --output-on-failure --output-junit "$LOGS/ctest-junit.xml" -j8; then
     ctest_rc=$rc
     say "ctest: exit $ctest_rc ($SECONDS s so far)"
@@ -394,12 +417,37 @@ pack
 
 # ---- end to end: training steps of tranq and, when present, PyTorch on the same GPU ----
 # e2e_rc: the first non-zero exit of a tranq run (a crash, a timeout, an op without a CUDA
-# version, a non-finite loss), -1 when one was skipped for the deadline or the build failed;
-# it fails the check. The PyTorch runs are the comparison's peer: their exits are reported
-# (torch_why), not judged, since a missing or broken PyTorch says nothing of tranq.
+# version, a non-finite loss), -1 when one was skipped for the deadline or the build failed,
+# 4 for a run that exited 0 without tranq bench's JSON line as its last line (or with one that
+# lacks step_ms or host_waits_per_step); it fails the check. A host_waits_per_step other than 0
+# (docs/benchmarks.md: expected 0) is a warning line (e2e_warn), not a failure. The PyTorch
+# runs are the comparison's peer: their exits are reported (torch_why), not judged, since a
+# missing or broken PyTorch says nothing of tranq.
 e2e_rc=-1
-e2e_why=() torch_why=()
+e2e_why=() torch_why=() e2e_warn=()
 e2e_runs=0 torch_runs=0
+# bench_json LOG: the last non-empty line of a tranq bench log, parsed as JSON: prints
+# "<host_waits_per_step> <summary>" and returns 0, or prints why not and returns 1.
+JSON_PY=$(command -v python3 || echo /usr/bin/python3)
+bench_json() {
+  [[ -x "$JSON_PY" ]] || { echo "no python3 to parse it"; return 1; }
+  timeout -k 10 30 "$JSON_PY" - "$1" <<'PYEOF'
+import json, sys
+lines = [l for l in open(sys.argv[1], errors="replace").read().splitlines() if l.strip()]
+if not lines:
+    sys.exit(print("no output") or 1)
+try:
+    j = json.loads(lines[-1])
+except ValueError:
+    sys.exit(print("the last line is not JSON: " + lines[-1][:160]) or 1)
+if not isinstance(j, dict) or "step_ms" not in j:
+    sys.exit(print("the last line is JSON without step_ms: " + lines[-1][:160]) or 1)
+if "host_waits_per_step" not in j:
+    sys.exit(print("the JSON line has no host_waits_per_step (not a CUDA run?)") or 1)
+keys = ["step_ms", "images_per_s", "peak_device_mb", "peak_device_reserved_mb", "loss_last"]
+print(j["host_waits_per_step"], " ".join("%s=%s" % (k, j[k]) for k in keys if k in j))
+PYEOF
+}
 if ((build_rc == 0)); then
   e2e_rc=0
   PY="" TV=0
@@ -425,6 +473,20 @@ if ((build_rc == 0)); then
     fi
     if [[ $who == tranq ]]; then
       e2e_runs=$((e2e_runs + 1))
+      if ((rc == 0)); then
+        local parsed waits
+        if parsed=$(bench_json "$LOGS/$log"); then
+          waits=${parsed%% *}
+          say "$label: JSON: host_waits_per_step=$waits ${parsed#* }"
+          # "0", "0.0": no wait; anything else, including a malformed value, is worth a look.
+          [[ "$waits" =~ ^0(\.0*)?$ ]] ||
+            e2e_warn+=("$label: host_waits_per_step=$waits (expected 0: a timed step made the host wait for the device)")
+        else
+          rc=4
+          why="exit 0 but no tranq bench JSON line: $parsed"
+          say "$label: $why"
+        fi
+      fi
       ((rc != 0)) && e2e_why+=("$label: $why")
       ((e2e_rc == 0 && rc != 0)) && e2e_rc=$rc
     else
@@ -456,11 +518,12 @@ if ((build_rc == 0)); then
     say "no python with torch: no PyTorch comparison"
   fi
   if ((${#e2e_why[@]} > 0)); then
-    say "e2e: FAILED: ${#e2e_why[@]} of $e2e_runs tranq runs exited non-zero or did not run:"
+    say "e2e: FAILED: ${#e2e_why[@]} of $e2e_runs tranq runs exited non-zero, did not run or printed no JSON line:"
     for r in "${e2e_why[@]}"; do say "  $r"; done
   else
-    say "e2e: all $e2e_runs tranq runs exit 0"
+    say "e2e: all $e2e_runs tranq runs exit 0 with their JSON line"
   fi
+  for r in ${e2e_warn[@]+"${e2e_warn[@]}"}; do say "e2e: warning: $r"; done
   if ((${#torch_why[@]} > 0)); then
     say "pytorch peer: ${#torch_why[@]} of $torch_runs runs exited non-zero or did not run (reported, not judged: the RESULT does not count them):"
     for r in "${torch_why[@]}"; do say "  $r"; done
@@ -473,7 +536,7 @@ fi
 status=PASS
 ((configure_rc != 0 || build_rc != 0 || tests_rc != 0 || bench_rc != 0 || memcheck_rc != 0 ||
   e2e_rc != 0)) && status=FAIL
-say "== RESULT: $status (configure $configure_rc, build $build_rc, tests $tests_rc (ctest $ctest_rc), bench $bench_rc, memcheck $memcheck_rc${mc_desc:+ ($mc_desc)}, e2e $e2e_rc; -1: not run$( ((torch_runs > 0)) && echo "; pytorch peer, not judged: ${#torch_why[@]} of $torch_runs failed"); ${SECONDS} s)"
+say "== RESULT: $status (configure $configure_rc, build $build_rc, tests $tests_rc (ctest $ctest_rc), bench $bench_rc, memcheck $memcheck_rc${mc_desc:+ ($mc_desc)}, e2e $e2e_rc$( ((${#e2e_warn[@]} > 0)) && echo " with ${#e2e_warn[@]} warnings (host waits)"); -1: not run$( ((torch_runs > 0)) && echo "; pytorch peer, not judged: ${#torch_why[@]} of $torch_runs failed"); ${SECONDS} s)"
 # $OUT holds two files in the end, summary.txt and logs.tar.gz (the full logs, the benchmark
 # JSON, ctest's JUnit file): a machine lent for the check may send back only a few files.
 cp "$SUMMARY" "$LOGS/summary.txt"

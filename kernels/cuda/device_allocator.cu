@@ -40,9 +40,8 @@ void* CachingDeviceAllocator::allocate(size_t bytes) {
     p = malloc_or_retry(size);
     ++stats_.misses;
   }
-  live_.emplace(p, Block{size, stream});
-  stats_.in_use_bytes += size;
-  stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+  live_.emplace(p, Block{size, bytes, stream});
+  count_allocation(stats_, bytes, size);
   return p;
 }
 
@@ -54,7 +53,7 @@ void CachingDeviceAllocator::deallocate(void* ptr, size_t) {
   if (it == live_.end()) return;
   const Block b = it->second;
   live_.erase(it);
-  stats_.in_use_bytes -= b.size;
+  count_release(stats_, b.requested, b.size);
   if (!caching_) {
     // cudaFree waits for the device, so kernels still reading the block finish first.
     DeviceGuard guard(device_);

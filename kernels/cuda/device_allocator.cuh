@@ -34,7 +34,8 @@ class CachingDeviceAllocator final : public Allocator {
 
  private:
   struct Block {
-    size_t size;
+    size_t size;       // the bin's
+    size_t requested;  // what allocate() was asked for (MemoryStats::requested_bytes)
     cudaStream_t stream;
   };
   using BinKey = std::pair<uintptr_t, size_t>;  // (stream, bin size)
