@@ -42,11 +42,15 @@ inline FakeDevice& fake_device() {
   return d;
 }
 
-// Registers fake_device() as the CUDA backend unless a real CUDA device works; returns whether
-// it did.
+// Registers fake_device() as the CUDA backend unless a real CUDA device works, in which case
+// the real backend is registered (cuda::init: nothing else in a test process may have done it);
+// returns whether the fake one was.
 inline bool use_fake_cuda_unless_real() {
   std::string why;
-  if (cuda::device_count(&why) > 0) return false;
+  if (cuda::device_count(&why) > 0) {
+    cuda::init();
+    return false;
+  }
   register_backend(DeviceType::cuda, &fake_device());
   return true;
 }
