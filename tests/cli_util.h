@@ -122,4 +122,10 @@ inline std::vector<nlohmann::json> metrics_without_timings(const std::filesystem
   return out;
 }
 
+// The accuracy a command printed last ("test_acc=NN.NN"), or -1 when it printed none.
+inline double test_acc_of(const std::string& out) {
+  const auto p = out.rfind("test_acc=");
+  return p == std::string::npos ? -1 : std::stod(out.substr(p + 9));
+}
+
 }  // namespace tranq::test

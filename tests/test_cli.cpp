@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 using tranq::test::metrics_without_timings;
 using tranq::test::read_bytes;
 using tranq::test::run_cli;
+using tranq::test::test_acc_of;
 
 namespace {
 
@@ -31,12 +32,6 @@ class Cli : public tranq::test::TempRunDir {
            out.string() + " " + extra;
   }
 };
-
-double parse_acc(const std::string& out) {
-  auto p = out.rfind("test_acc=");
-  if (p == std::string::npos) return -1;
-  return std::stod(out.substr(p + 9));
-}
 
 }  // namespace
 
@@ -55,7 +50,7 @@ TEST_F(Cli, TrainWritesRunFilesAndEvalAgrees) {
   fs::path out = root_ / "run";
   auto r = run_cli(train_args(out));
   ASSERT_EQ(r.code, 0) << r.out;
-  const double acc = parse_acc(r.out);
+  const double acc = test_acc_of(r.out);
   ASSERT_GE(acc, 0) << r.out;
   EXPECT_GT(acc, 10.0) << "a learnable toy set should beat chance after 2 epochs\n" << r.out;
   for (const char* f :
@@ -80,7 +75,7 @@ TEST_F(Cli, TrainWritesRunFilesAndEvalAgrees) {
   auto ev = run_cli("eval --model resnet20 --dataset fashion-mnist --data " + data_.string() +
                     " --threads 1 --weights " + (out / "model.safetensors").string());
   ASSERT_EQ(ev.code, 0) << ev.out;
-  EXPECT_DOUBLE_EQ(parse_acc(ev.out), acc);
+  EXPECT_DOUBLE_EQ(test_acc_of(ev.out), acc);
 }
 
 TEST_F(Cli, ResumeAfterStopReproducesTheUninterruptedRunBitForBit) {

@@ -18,11 +18,6 @@ class CliActSign : public TempRunDir {
   void SetUp() override { make_dirs(96, 40); }
 };
 
-double acc_of(const std::string& out) {
-  const auto p = out.rfind("test_acc=");
-  return p == std::string::npos ? -1 : std::stod(out.substr(p + 9));
-}
-
 // {signed, all} over the act_signed buffers of a weights file.
 std::pair<int, int> signed_inputs(const fs::path& file) {
   int on = 0, all = 0;
@@ -64,6 +59,6 @@ TEST_F(CliActSign, SignedInputsSurviveResumeExportAndEval) {
   auto b = run_cli(eval + " --weights " + codes.string());
   ASSERT_EQ(a.code, 0) << a.out;
   ASSERT_EQ(b.code, 0) << b.out;
-  EXPECT_GE(acc_of(a.out), 0);
-  EXPECT_EQ(acc_of(a.out), acc_of(b.out));
+  EXPECT_GE(test_acc_of(a.out), 0);
+  EXPECT_EQ(test_acc_of(a.out), test_acc_of(b.out));
 }

@@ -15,6 +15,7 @@
 namespace fs = std::filesystem;
 using tranq::test::read_bytes;
 using tranq::test::run_cli;
+using tranq::test::test_acc_of;
 
 namespace {
 
@@ -36,11 +37,6 @@ class CliCuda : public tranq::test::TempRunDir {
     return tranq::test::tiny_qat_args(data_, root_ / "fp" / "model.safetensors", out, extra);
   }
 };
-
-double acc_of(const std::string& out) {
-  auto p = out.rfind("test_acc=");
-  return p == std::string::npos ? -1 : std::stod(out.substr(p + 9));
-}
 
 std::vector<nlohmann::json> step_lines(const fs::path& run) {
   std::vector<nlohmann::json> out;
@@ -76,17 +72,17 @@ TEST_F(CliCuda, QatTrsRunTracksTheCpuEvaluatesAndResumesExactly) {
 
   // eval on the GPU repeats the trainer's last evaluation exactly; on the CPU within four of
   // the 32 test images (a fake-quantized activation at a tie may round the other way).
-  const double acc = acc_of(gpu.out);
+  const double acc = test_acc_of(gpu.out);
   ASSERT_GE(acc, 0) << gpu.out;
   const std::string weights = (root_ / "gpu" / "model.safetensors").string();
   const std::string ev = "eval --model resnet20 --dataset fashion-mnist --data " + data_.string() +
                          " --threads 1 --weights " + weights;
   auto eg = run_cli(ev + " --device cuda");
   ASSERT_EQ(eg.code, 0) << eg.out;
-  EXPECT_DOUBLE_EQ(acc_of(eg.out), acc) << eg.out;
+  EXPECT_DOUBLE_EQ(test_acc_of(eg.out), acc) << eg.out;
   auto ec = run_cli(ev + " --device cpu");
   ASSERT_EQ(ec.code, 0) << ec.out;
-  EXPECT_NEAR(acc_of(ec.out), acc, 100.0 * 4 / 32 + 1e-9) << ec.out;
+  EXPECT_NEAR(test_acc_of(ec.out), acc, 100.0 * 4 / 32 + 1e-9) << ec.out;
 
   // Stopped after 3 steps and resumed on the GPU: the uninterrupted run's checkpoint, bit for
   // bit (deterministic kernels, cuDNN algorithms chosen by the same rules in both processes).
